@@ -1,0 +1,266 @@
+import NIOCore
+
+/// Identifies one poll within one hub.
+public struct PollID: Hashable, Sendable, CustomStringConvertible {
+    public let value: UInt64
+
+    public init(_ value: UInt64) {
+        self.value = value
+    }
+
+    public var description: String { "poll#\(self.value)" }
+}
+
+/// Who waits for what, on one event loop. A value type with no I/O: every
+/// event returns what the caller must do.
+///
+/// A poll's life: its tags are `watch`ed (the first watcher of a tag on this
+/// loop makes the listener LISTEN), catch-up runs, then the poll is `park`ed
+/// with its cursors until a notification, its deadline, or a release answers
+/// it; finally its tags are `unwatch`ed.
+public struct Hub {
+    struct ParkedPoll {
+        var tags: [Tag]
+        var cursors: [Int64]
+        var deadline: NIODeadline
+        var pending: [Message] = []
+        /// Saw a gap in this batch: takes nothing more until it has caught up.
+        var isBehind = false
+    }
+
+    struct TagState {
+        var watchers = 0
+        /// The highest seq notified for this tag while it was watched.
+        var lastNotifiedSeq: Int64 = 0
+        var parked: Set<PollID> = []
+    }
+
+    public enum ParkResult: Equatable, Sendable {
+        case parked
+        /// A notification newer than the cursors already passed: catch up again.
+        case stale
+    }
+
+    public enum Action: Sendable {
+        /// Answer the poll and forget it (it is no longer parked).
+        case answer(PollID, PollAnswer)
+        /// The poll missed something (a gap in what it was sent): run catch-up
+        /// again from these cursors. It is no longer parked.
+        case catchUp(PollID, cursors: [Int64])
+    }
+
+    private var tagStates: [Tag: TagState] = [:]
+    private var polls: [PollID: ParkedPoll] = [:]
+    private var deadlines = DeadlineHeap()
+
+    public init() {}
+
+    public var parkedCount: Int { self.polls.count }
+    public var watchedTagCount: Int { self.tagStates.count }
+
+    // MARK: Interest
+
+    /// Counts one more watcher for each tag; returns the tags watched for the first time.
+    public mutating func watch(_ tags: [Tag]) -> [Tag] {
+        var added: [Tag] = []
+        for tag in tags {
+            let first = self.tagStates[tag] == nil
+            self.tagStates[tag, default: TagState()].watchers += 1
+            if first { added.append(tag) }
+        }
+        return added
+    }
+
+    /// Counts one watcher less for each tag; returns the tags no longer watched.
+    public mutating func unwatch(_ tags: [Tag]) -> [Tag] {
+        var removed: [Tag] = []
+        for tag in tags {
+            guard var state = self.tagStates[tag] else {
+                preconditionFailure("unwatch of \(tag), which is not watched")
+            }
+            state.watchers -= 1
+            if state.watchers == 0 {
+                precondition(state.parked.isEmpty, "a tag with parked polls lost its last watcher")
+                self.tagStates[tag] = nil
+                removed.append(tag)
+            } else {
+                self.tagStates[tag] = state
+            }
+        }
+        return removed
+    }
+
+    // MARK: Parking
+
+    /// Parks a poll whose tags are watched and whose catch-up found nothing.
+    public mutating func park(_ id: PollID, tags: [Tag], cursors: [Int64], deadline: NIODeadline) -> ParkResult {
+        precondition(self.polls[id] == nil, "\(id) is parked already")
+        for (tag, cursor) in zip(tags, cursors) {
+            guard let state = self.tagStates[tag] else { preconditionFailure("park of \(id) on unwatched \(tag)") }
+            if state.lastNotifiedSeq > cursor { return .stale }
+        }
+        for tag in tags { self.tagStates[tag]!.parked.insert(id) }
+        self.polls[id] = ParkedPoll(tags: tags, cursors: cursors, deadline: deadline)
+        self.deadlines.push(deadline, id)
+        return .parked
+    }
+
+    /// Forgets a parked poll (its client went away). Returns whether it was parked.
+    @discardableResult
+    public mutating func unpark(_ id: PollID) -> Bool {
+        guard let poll = self.polls.removeValue(forKey: id) else { return false }
+        for tag in poll.tags { self.tagStates[tag]?.parked.remove(id) }
+        return true
+    }
+
+    // MARK: Events
+
+    /// Hands a batch of notifications (in the order PostgreSQL sent them) to
+    /// the parked polls. Each poll woken gets one answer with all it may see.
+    public mutating func deliver(_ batch: [TaggedMessage]) -> [Action] {
+        var woken: [PollID] = []
+        for tagged in batch {
+            guard var state = self.tagStates[tagged.tag] else { continue }
+            state.lastNotifiedSeq = max(state.lastNotifiedSeq, tagged.seq)
+            self.tagStates[tagged.tag] = state
+            for id in state.parked {
+                guard var poll = self.polls[id] else { continue }
+                switch Self.offer(tagged, to: &poll) {
+                case .ignored:
+                    continue
+                case .advanced:
+                    break
+                case .accepted:
+                    if poll.pending.count == 1 { woken.append(id) }
+                case .gap:
+                    if poll.pending.isEmpty { woken.append(id) }
+                    poll.isBehind = true
+                }
+                self.polls[id] = poll
+            }
+        }
+        // A poll that fell behind but already accepted messages is answered with
+        // them; its next poll catches up from the cursors it is given.
+        return woken.compactMap { id in
+            guard let poll = self.removePoll(id) else { return nil }
+            if poll.pending.isEmpty {
+                return .catchUp(id, cursors: poll.cursors)
+            }
+            return .answer(id, PollAnswer(messages: poll.pending, tags: poll.tags, cursors: poll.cursors))
+        }
+    }
+
+    /// Answers every poll whose deadline is at or before `now`.
+    public mutating func expire(now: NIODeadline) -> [Action] {
+        var actions: [Action] = []
+        while let (deadline, id) = self.deadlines.popFirst(notAfter: now) {
+            guard let poll = self.polls[id], poll.deadline == deadline else { continue }
+            self.removePoll(id)
+            actions.append(.answer(id, PollAnswer(tags: poll.tags, cursors: poll.cursors)))
+        }
+        return actions
+    }
+
+    /// The earliest deadline of a parked poll, if any.
+    public var nextDeadline: NIODeadline? {
+        mutating get {
+            while let (deadline, id) = self.deadlines.first {
+                if let poll = self.polls[id], poll.deadline == deadline { return deadline }
+                _ = self.deadlines.popFirst(notAfter: deadline)
+            }
+            return nil
+        }
+    }
+
+    /// Answers every parked poll with its current cursors: on shutdown, or when
+    /// notifications may have been lost (the listener reconnected). Clients
+    /// poll again at once and catch up from their cursors.
+    public mutating func releaseAll() -> [Action] {
+        let actions = self.polls.map { id, poll in
+            Action.answer(id, PollAnswer(messages: poll.pending, tags: poll.tags, cursors: poll.cursors))
+        }
+        self.polls.removeAll()
+        self.deadlines = DeadlineHeap()
+        for tag in Array(self.tagStates.keys) { self.tagStates[tag]!.parked.removeAll() }
+        return actions
+    }
+
+    // MARK: Private
+
+    private enum Offer {
+        case ignored, advanced, accepted, gap
+    }
+
+    /// Applies one notification to one poll. The message is new to the poll
+    /// only when it is the very next seq of the notified tag; it is accepted
+    /// only when every other tag of the poll it carries is also exactly next.
+    private static func offer(_ tagged: TaggedMessage, to poll: inout ParkedPoll) -> Offer {
+        guard !poll.isBehind, let index = poll.tags.firstIndex(of: tagged.tag) else { return .ignored }
+        let cursor = poll.cursors[index]
+        if tagged.seq <= cursor { return .ignored }
+        if tagged.seq != cursor + 1 { return .gap }
+        let message = tagged.message
+        guard message.isVisible(to: poll.tags) else {
+            poll.cursors[index] = tagged.seq
+            return .advanced
+        }
+        var moves: [(Int, Int64)] = []
+        for entry in message.seqs {
+            guard let other = poll.tags.firstIndex(of: entry.tag) else { continue }
+            if entry.seq == poll.cursors[other] + 1 {
+                moves.append((other, entry.seq))
+            } else if entry.seq > poll.cursors[other] {
+                return .gap
+            }
+        }
+        for (other, seq) in moves { poll.cursors[other] = seq }
+        poll.pending.append(message)
+        return .accepted
+    }
+
+    @discardableResult
+    private mutating func removePoll(_ id: PollID) -> ParkedPoll? {
+        guard let poll = self.polls.removeValue(forKey: id) else { return nil }
+        for tag in poll.tags { self.tagStates[tag]?.parked.remove(id) }
+        return poll
+    }
+}
+
+/// A binary min-heap of deadlines. Entries of polls that left early stay
+/// until they surface (checked against the poll), so leaving costs nothing.
+struct DeadlineHeap {
+    private var entries: [(NIODeadline, PollID)] = []
+
+    var first: (NIODeadline, PollID)? { self.entries.first }
+
+    mutating func push(_ deadline: NIODeadline, _ id: PollID) {
+        self.entries.append((deadline, id))
+        var child = self.entries.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard self.entries[child].0 < self.entries[parent].0 else { break }
+            self.entries.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popFirst(notAfter limit: NIODeadline) -> (NIODeadline, PollID)? {
+        guard let top = self.entries.first, top.0 <= limit else { return nil }
+        let last = self.entries.removeLast()
+        if !self.entries.isEmpty {
+            self.entries[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                let right = left + 1
+                var smallest = parent
+                if left < self.entries.count, self.entries[left].0 < self.entries[smallest].0 { smallest = left }
+                if right < self.entries.count, self.entries[right].0 < self.entries[smallest].0 { smallest = right }
+                guard smallest != parent else { break }
+                self.entries.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return top
+    }
+}

@@ -1,0 +1,125 @@
+import NIOCore
+
+/// Why a cursor could not be honoured.
+public enum ResetReason: String, Sendable {
+    /// The messages after the cursor were removed by retention.
+    case expired
+    /// The cursor is beyond the tag's last seq (for example, a replaced database).
+    case ahead
+}
+
+/// A cursor the gateway could not honour, and the position delivery continues from.
+public struct CursorReset: Equatable, Sendable {
+    public var tag: Tag
+    public var reason: ResetReason
+    public var cursor: Int64
+
+    public init(tag: Tag, reason: ResetReason, cursor: Int64) {
+        self.tag = tag
+        self.reason = reason
+        self.cursor = cursor
+    }
+}
+
+/// What a poll is answered with: the messages it may see, in an order in which
+/// every tag's seqs ascend, and the cursor of every requested tag.
+public struct PollAnswer: Sendable {
+    public var messages: [Message]
+    public var tags: [Tag]
+    public var cursors: [Int64]
+    public var resets: [CursorReset]
+
+    public init(messages: [Message] = [], tags: [Tag], cursors: [Int64], resets: [CursorReset] = []) {
+        self.messages = messages
+        self.tags = tags
+        self.cursors = cursors
+        self.resets = resets
+    }
+}
+
+/// Encodes answers as the JSON body of `GET /poll`:
+///
+///     {"messages":[{"id":981,"tags":{"chat":18},"time":"...","data":{...}}],
+///      "cursors":{"chat":18},"resets":{"news":{"reason":"expired","cursor":30}}}
+///
+/// Tags and times need no escaping and data is JSON already, so encoding is
+/// byte copying. A message is encoded once per set of tags it is shown with,
+/// and the bytes are reused for every other answer that shows it the same way.
+public struct AnswerEncoder {
+    private struct FragmentKey: Hashable {
+        var id: Int64
+        var tags: [Tag]
+    }
+
+    private var fragments: [FragmentKey: ByteBuffer] = [:]
+    private let allocator: ByteBufferAllocator
+
+    public init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        self.allocator = allocator
+    }
+
+    /// Forgets the fragments kept for reuse (call after each batch of deliveries).
+    public mutating func reset() {
+        self.fragments.removeAll(keepingCapacity: true)
+    }
+
+    public mutating func encode(_ answer: PollAnswer) -> ByteBuffer {
+        var body = self.allocator.buffer(capacity: 64 + answer.tags.count * 24)
+        body.writeStaticString("{\"messages\":[")
+        for (index, message) in answer.messages.enumerated() {
+            if index > 0 { body.writeStaticString(",") }
+            var fragment = self.fragment(for: message, shownWith: answer.tags)
+            body.writeBuffer(&fragment)
+        }
+        body.writeStaticString("],\"cursors\":{")
+        for index in answer.tags.indices {
+            if index > 0 { body.writeStaticString(",") }
+            body.writeStaticString("\"")
+            body.writeString(answer.tags[index].name)
+            body.writeStaticString("\":")
+            body.writeString(String(answer.cursors[index]))
+        }
+        body.writeStaticString("}")
+        if !answer.resets.isEmpty {
+            body.writeStaticString(",\"resets\":{")
+            for (index, reset) in answer.resets.enumerated() {
+                if index > 0 { body.writeStaticString(",") }
+                body.writeStaticString("\"")
+                body.writeString(reset.tag.name)
+                body.writeStaticString("\":{\"reason\":\"")
+                body.writeString(reset.reason.rawValue)
+                body.writeStaticString("\",\"cursor\":")
+                body.writeString(String(reset.cursor))
+                body.writeStaticString("}")
+            }
+            body.writeStaticString("}")
+        }
+        body.writeStaticString("}")
+        return body
+    }
+
+    private mutating func fragment(for message: Message, shownWith pollTags: [Tag]) -> ByteBuffer {
+        // The tags shown: those of the poll the message carries, in the message's order.
+        let shown = message.seqs.filter { pollTags.contains($0.tag) }
+        let key = FragmentKey(id: message.id, tags: shown.map(\.tag))
+        if let cached = self.fragments[key] { return cached }
+        var fragment = self.allocator.buffer(capacity: 64 + message.data.readableBytes)
+        fragment.writeStaticString("{\"id\":")
+        fragment.writeString(String(message.id))
+        fragment.writeStaticString(",\"tags\":{")
+        for (index, entry) in shown.enumerated() {
+            if index > 0 { fragment.writeStaticString(",") }
+            fragment.writeStaticString("\"")
+            fragment.writeString(entry.tag.name)
+            fragment.writeStaticString("\":")
+            fragment.writeString(String(entry.seq))
+        }
+        fragment.writeStaticString("},\"time\":\"")
+        fragment.writeString(message.time)
+        fragment.writeStaticString("\",\"data\":")
+        fragment.writeImmutableBuffer(message.data)
+        fragment.writeStaticString("}")
+        self.fragments[key] = fragment
+        return fragment
+    }
+}

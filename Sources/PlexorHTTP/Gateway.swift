@@ -1,0 +1,180 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import PlexorCore
+import PlexorPostgres
+
+/// What every connection's handler shares.
+final class GatewayContext: Sendable {
+    let configuration: GatewayConfiguration
+    let listener: Listener
+    let publisher: BatchingPublisher
+    let metrics: GatewayMetrics
+    let logger: Logger
+
+    init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, metrics: GatewayMetrics, logger: Logger) {
+        self.configuration = configuration
+        self.listener = listener
+        self.publisher = publisher
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func renderMetrics() -> String {
+        let status = self.listener.status
+        return self.metrics.render(listener: ListenerFigures(
+            connected: status.connected, ready: status.ready, tags: status.listenedTags,
+            notifications: Int(status.notifications), reconnects: Int(status.reconnects)))
+    }
+}
+
+/// A running gateway: event loops with their hub shards, the listener, the
+/// query pool, the batching publisher, retention, and the HTTP server.
+/// `plexor serve` and the tests both start it this way.
+public final class Gateway: @unchecked Sendable {
+    public let configuration: GatewayConfiguration
+    public let metrics = GatewayMetrics()
+    /// The port the server listens on (useful with port 0).
+    public let localPort: Int
+
+    private let group: MultiThreadedEventLoopGroup
+    private let listener: Listener
+    private let pool: PostgresPool
+    private let publisher: BatchingPublisher
+    private let shards: [HubShard]
+    private let serverChannel: Channel
+    private let logger: Logger
+    private var retentionTask: RepeatedTask?
+
+    /// Starts everything and begins accepting connections. The schema must be migrated.
+    public static func start(_ configuration: GatewayConfiguration, logger: Logger) throws -> Gateway {
+        try Gateway(configuration, logger: logger)
+    }
+
+    private init(_ configuration: GatewayConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        let listener = Listener(connectionString: configuration.connectionString, linger: configuration.listenLinger, logger: logger)
+        let pool = PostgresPool(connectionString: configuration.connectionString, size: configuration.queryConnections)
+        let metrics = self.metrics
+        self.group = group
+        self.listener = listener
+        self.pool = pool
+        self.publisher = BatchingPublisher(connectionString: configuration.connectionString, logger: logger)
+        self.shards = group.makeIterator().enumerated().map { index, loop in
+            HubShard(loop: loop, index: index, listener: listener, pool: pool,
+                     configuration: configuration, metrics: metrics, logger: logger)
+        }
+        self.listener.start(sinks: self.shards)
+        self.publisher.start()
+        for shard in self.shards {
+            try shard.loop.submit { shard.start() }.wait()
+        }
+
+        let context = GatewayContext(configuration: configuration, listener: self.listener, publisher: self.publisher,
+                                     metrics: self.metrics, logger: logger)
+        var shardByLoop: [ObjectIdentifier: HubShard] = [:]
+        for shard in self.shards { shardByLoop[ObjectIdentifier(shard.loop)] = shard }
+        let maximumConnections = configuration.maximumConnections
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in metrics.openConnections.subtract(1, ordering: .relaxed) }
+                let shard = shardByLoop[ObjectIdentifier(channel.eventLoop)]!
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
+                    if open > maximumConnections {
+                        metrics.rejectedConnections.add(1, ordering: .relaxed)
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maximumConnections))
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(shard: shard, context: context))
+                    }
+                }
+            }
+        do {
+            self.serverChannel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
+        } catch {
+            self.listener.shutdown()
+            self.publisher.shutdown()
+            self.pool.shutdown()
+            try? self.group.syncShutdownGracefully()
+            throw error
+        }
+        self.localPort = self.serverChannel.localAddress?.port ?? configuration.port
+        if !configuration.retention.keepsEverything {
+            let loop = self.group.next()
+            self.retentionTask = loop.scheduleRepeatedAsyncTask(
+                initialDelay: configuration.retentionInterval, delay: configuration.retentionInterval
+            ) { [pool = self.pool, logger] _ in
+                let policy = configuration.retention
+                return pool.withConnection(on: loop) { try $0.trim(policy) }
+                    .map { removed in
+                        if let removed, removed > 0 { logger.info("retention removed messages", metadata: ["count": "\(removed)"]) }
+                    }
+                    .recover { error in logger.warning("retention failed", metadata: ["error": "\(error)"]) }
+            }
+        }
+        logger.info("gateway listening", metadata: ["host": "\(configuration.host)", "port": "\(self.localPort)"])
+    }
+
+    /// Waits until the listener is connected and LISTENing (or the timeout passes).
+    public func waitUntilReady(timeout: TimeAmount = .seconds(30)) -> Bool {
+        let deadline = NIODeadline.now() + timeout
+        while NIODeadline.now() < deadline {
+            if self.listener.status.ready { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    /// Graceful shutdown: stop accepting, answer every parked poll with its
+    /// current cursors (clients go on elsewhere), finish publishes, then stop.
+    public func shutdown() {
+        try? self.serverChannel.close().wait()
+        self.retentionTask?.cancel()
+        for shard in self.shards {
+            try? shard.loop.submit {
+                shard.stop()
+                shard.releaseAll()
+            }.wait()
+        }
+        self.publisher.shutdown()
+        self.listener.shutdown()
+        self.pool.shutdown()
+        // Give the answers just written a moment to leave before the loops close.
+        try? self.group.next().scheduleTask(in: .milliseconds(100)) {}.futureResult.wait()
+        try? self.group.syncShutdownGracefully()
+        self.logger.info("gateway stopped")
+    }
+}
+
+/// Answers 503 on a connection over the limit, then closes it.
+final class ConnectionLimitHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let request) = self.unwrapInboundIn(data) else { return }
+        var body = ByteBuffer()
+        body.writeString("{\"error\":\"the server is at its limit of \(self.limit) connections; retry shortly\"}")
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Connection", value: "close")
+        headers.add(name: "Retry-After", value: "1")
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .serviceUnavailable, headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+}

@@ -1,0 +1,36 @@
+import NIOCore
+import PlexorCore
+import PlexorPostgres
+
+/// Everything a gateway needs to run; `plexor serve` fills it from flags and
+/// environment variables, tests build it directly.
+public struct GatewayConfiguration: Sendable {
+    /// libpq connection string or URI (`""`: libpq's defaults and `PG*` variables).
+    public var connectionString: String
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (tests).
+    public var port = 8080
+    public var pollLimits = PollLimits()
+    /// Open connections beyond this get a 503.
+    public var maximumConnections = 10_000
+    /// `Access-Control-Allow-Origin`; `nil` sends no CORS headers.
+    public var corsOrigin: String? = "*"
+    /// Enables `POST /publish` with `Authorization: Bearer <token>`.
+    public var publishToken: String?
+    /// Largest request body accepted (`POST /publish`).
+    public var maximumBodyBytes = 1 << 20
+    /// Messages read per tag by one catch-up; more makes the answer come at once.
+    public var catchUpLimitPerTag = 100
+    /// Connections (and threads) for catch-up and retention queries.
+    public var queryConnections = 4
+    public var retention = RetentionPolicy(maximumAgeSeconds: 86_400, maximumPerTag: 10_000)
+    public var retentionInterval: TimeAmount = .seconds(60)
+    /// How long a tag nobody waits for stays LISTENed.
+    public var listenLinger: TimeAmount = .seconds(30)
+    /// Event loops (each with its hub shard); defaults to one per core.
+    public var eventLoopThreads = System.coreCount
+
+    public init(connectionString: String) {
+        self.connectionString = connectionString
+    }
+}

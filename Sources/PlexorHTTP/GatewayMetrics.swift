@@ -1,0 +1,52 @@
+import Synchronization
+
+/// Counters and gauges for `GET /metrics`, shared by all event loops.
+public final class GatewayMetrics: Sendable {
+    public let openConnections = Atomic<Int>(0)
+    public let rejectedConnections = Atomic<Int>(0)
+    public let parkedPolls = Atomic<Int>(0)
+    public let pollsAnsweredWithMessages = Atomic<Int>(0)
+    public let pollsAnsweredEmpty = Atomic<Int>(0)
+    public let pollsFailed = Atomic<Int>(0)
+    public let messagesDelivered = Atomic<Int>(0)
+    public let published = Atomic<Int>(0)
+    public let publishFailed = Atomic<Int>(0)
+    public let badRequests = Atomic<Int>(0)
+    public let catchUps = Atomic<Int>(0)
+
+    public init() {}
+
+    /// Prometheus text exposition format, with the listener's figures.
+    func render(listener: ListenerFigures) -> String {
+        var text = ""
+        func add(_ name: String, _ type: String, _ help: String, _ value: Int) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+        }
+        add("plexor_connections_open", "gauge", "Open HTTP connections.", self.openConnections.load(ordering: .relaxed))
+        add("plexor_connections_rejected_total", "counter", "Connections refused at the connection limit.", self.rejectedConnections.load(ordering: .relaxed))
+        add("plexor_polls_parked", "gauge", "Polls waiting for a message.", self.parkedPolls.load(ordering: .relaxed))
+        text += "# HELP plexor_polls_answered_total Polls answered, by outcome.\n# TYPE plexor_polls_answered_total counter\n"
+        text += "plexor_polls_answered_total{outcome=\"messages\"} \(self.pollsAnsweredWithMessages.load(ordering: .relaxed))\n"
+        text += "plexor_polls_answered_total{outcome=\"empty\"} \(self.pollsAnsweredEmpty.load(ordering: .relaxed))\n"
+        text += "plexor_polls_answered_total{outcome=\"error\"} \(self.pollsFailed.load(ordering: .relaxed))\n"
+        add("plexor_catch_ups_total", "counter", "Catch-up queries run.", self.catchUps.load(ordering: .relaxed))
+        add("plexor_messages_delivered_total", "counter", "Messages written to polls.", self.messagesDelivered.load(ordering: .relaxed))
+        add("plexor_published_total", "counter", "Messages published over HTTP.", self.published.load(ordering: .relaxed))
+        add("plexor_publish_failed_total", "counter", "HTTP publishes that failed.", self.publishFailed.load(ordering: .relaxed))
+        add("plexor_bad_requests_total", "counter", "Requests answered with a 4xx.", self.badRequests.load(ordering: .relaxed))
+        add("plexor_listener_connected", "gauge", "1 while the LISTEN connection is up.", listener.connected ? 1 : 0)
+        add("plexor_listener_ready", "gauge", "1 while every wanted tag is LISTENed.", listener.ready ? 1 : 0)
+        add("plexor_listener_tags", "gauge", "Tags known to the listener (LISTENed or about to be).", listener.tags)
+        add("plexor_listener_notifications_total", "counter", "Notifications received.", listener.notifications)
+        add("plexor_listener_reconnects_total", "counter", "Times the LISTEN connection was re-established.", listener.reconnects)
+        return text
+    }
+}
+
+struct ListenerFigures {
+    var connected: Bool
+    var ready: Bool
+    var tags: Int
+    var notifications: Int
+    var reconnects: Int
+}

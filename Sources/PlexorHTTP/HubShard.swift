@@ -1,0 +1,199 @@
+import Logging
+import NIOHTTP1
+import NIOCore
+import PlexorCore
+import PlexorPostgres
+
+/// Where a poll's answer goes: the HTTP handler of its connection.
+protocol PollResponder: AnyObject {
+    func answerPoll(_ body: ByteBuffer)
+    func failPoll(status: HTTPResponseStatus, message: String)
+}
+
+/// One event loop's hub, and the life of each poll on it: watch its tags,
+/// wait for the listener to LISTEN, catch up from the database, park, answer.
+///
+/// Confined to its loop; only `receive` and `resynchronize` are called from
+/// the listener's threads, and they hop.
+final class HubShard: NotificationSink, @unchecked Sendable {
+    private struct ActivePoll {
+        var request: PollRequest
+        var tags: [Tag]
+        var deadline: NIODeadline
+        /// Tags this poll made the shard watch for the first time (to subscribe).
+        var newTags: [Tag]
+        var responder: PollResponder
+    }
+
+    let loop: EventLoop
+    let index: Int
+    private let listener: Listener
+    private let pool: PostgresPool
+    private let configuration: GatewayConfiguration
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+    private var hub = Hub()
+    private var encoder = AnswerEncoder()
+    private var active: [PollID: ActivePoll] = [:]
+    private var nextID: UInt64 = 0
+    private var sweep: RepeatedTask?
+
+    init(loop: EventLoop, index: Int, listener: Listener, pool: PostgresPool,
+         configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger) {
+        self.loop = loop
+        self.index = index
+        self.listener = listener
+        self.pool = pool
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Starts the coarse timeout sweep (one timer per loop, not per poll).
+    func start() {
+        self.sweep = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
+            self.perform(self.hub.expire(now: .now()))
+        }
+    }
+
+    // MARK: Polls (on the loop)
+
+    func startPoll(_ request: PollRequest, responder: PollResponder) -> PollID {
+        self.loop.preconditionInEventLoop()
+        self.nextID += 1
+        let id = PollID(self.nextID)
+        let tags = request.tags.map(\.tag)
+        let newTags = self.hub.watch(tags)
+        self.active[id] = ActivePoll(
+            request: request,
+            tags: tags,
+            deadline: .now() + .seconds(Int64(request.timeout)),
+            newTags: newTags,
+            responder: responder
+        )
+        self.catchUp(id, cursors: request.tags)
+        return id
+    }
+
+    /// The client went away: forget the poll without answering.
+    func cancelPoll(_ id: PollID) {
+        self.loop.preconditionInEventLoop()
+        guard self.active[id] != nil else { return }
+        if self.hub.unpark(id) { self.metrics.parkedPolls.subtract(1, ordering: .relaxed) }
+        self.finish(id)
+    }
+
+    /// Answers every parked poll with its current cursors (graceful shutdown).
+    func releaseAll() {
+        self.loop.preconditionInEventLoop()
+        self.perform(self.hub.releaseAll())
+    }
+
+    func stop() {
+        self.sweep?.cancel()
+        self.sweep = nil
+    }
+
+    private func catchUp(_ id: PollID, cursors: [TagCursor]) {
+        guard var poll = self.active[id] else { return }
+        let newTags = poll.newTags
+        poll.newTags = []
+        self.active[id] = poll
+        let limit = self.configuration.catchUpLimitPerTag
+        self.metrics.catchUps.add(1, ordering: .relaxed)
+        self.listener.subscribe(newTags: newTags, allTags: poll.tags, sink: self.index, on: self.loop)
+            .flatMap { epoch in
+                self.pool.withConnection(on: self.loop) { connection in
+                    (epoch, try connection.catchUp(cursors, maximumPerTag: limit))
+                }
+            }
+            .whenComplete { result in
+                self.caughtUp(id, cursors: cursors, result: result)
+            }
+    }
+
+    private func caughtUp(_ id: PollID, cursors: [TagCursor], result: Result<(UInt64, [TagLogWindow]), Error>) {
+        guard let poll = self.active[id] else { return }  // the client went away meanwhile
+        let epoch: UInt64
+        let windows: [TagLogWindow]
+        switch result {
+        case .success(let value):
+            (epoch, windows) = value
+        case .failure(let error):
+            self.logger.warning("catch-up failed", metadata: ["error": "\(error)"])
+            self.metrics.pollsFailed.add(1, ordering: .relaxed)
+            poll.responder.failPoll(status: .serviceUnavailable, message: "PostgreSQL is unavailable; retry with the same cursors")
+            self.finish(id)
+            return
+        }
+        switch CatchUp.resolve(cursors, windows: windows, maximumPerTag: self.configuration.catchUpLimitPerTag) {
+        case .answer(let answer):
+            self.answer(id, answer)
+        case .park(let parkCursors):
+            if poll.request.timeout == 0 || poll.deadline <= .now() {
+                self.answer(id, PollAnswer(tags: poll.tags, cursors: parkCursors))
+                return
+            }
+            let concrete = zip(poll.tags, parkCursors).map { TagCursor(tag: $0, cursor: $1) }
+            // Notifications may have been lost since the LISTEN: catch up again.
+            guard self.listener.isCurrent(epoch) else {
+                self.catchUp(id, cursors: concrete)
+                return
+            }
+            switch self.hub.park(id, tags: poll.tags, cursors: parkCursors, deadline: poll.deadline) {
+            case .parked:
+                self.metrics.parkedPolls.add(1, ordering: .relaxed)
+            case .stale:
+                self.catchUp(id, cursors: concrete)
+            }
+        }
+    }
+
+    private func perform(_ actions: [Hub.Action]) {
+        guard !actions.isEmpty else { return }
+        self.metrics.parkedPolls.subtract(actions.count, ordering: .relaxed)
+        for action in actions {
+            switch action {
+            case .answer(let id, let answer):
+                self.answer(id, answer)
+            case .catchUp(let id, let cursors):
+                guard let poll = self.active[id] else { continue }
+                self.catchUp(id, cursors: zip(poll.tags, cursors).map { TagCursor(tag: $0, cursor: $1) })
+            }
+        }
+        self.encoder.reset()
+    }
+
+    private func answer(_ id: PollID, _ answer: PollAnswer) {
+        guard let poll = self.active[id] else { return }
+        let body = self.encoder.encode(answer)
+        if answer.messages.isEmpty {
+            self.metrics.pollsAnsweredEmpty.add(1, ordering: .relaxed)
+        } else {
+            self.metrics.pollsAnsweredWithMessages.add(1, ordering: .relaxed)
+            self.metrics.messagesDelivered.add(answer.messages.count, ordering: .relaxed)
+        }
+        poll.responder.answerPoll(body)
+        self.finish(id)
+    }
+
+    private func finish(_ id: PollID) {
+        guard let poll = self.active.removeValue(forKey: id) else { return }
+        let unwatched = self.hub.unwatch(poll.tags)
+        self.listener.release(unwatched, sink: self.index)
+    }
+
+    // MARK: NotificationSink (listener threads)
+
+    func receive(_ batch: [TaggedMessage]) {
+        self.loop.execute {
+            self.perform(self.hub.deliver(batch))
+        }
+    }
+
+    func resynchronize() {
+        self.loop.execute {
+            self.perform(self.hub.releaseAll())
+        }
+    }
+}

@@ -1,0 +1,362 @@
+import Dispatch
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PlexorCore
+
+/// Receives notifications from the listener. Called on the listener's own
+/// threads: implementations hop to their event loop.
+public protocol NotificationSink: AnyObject, Sendable {
+    /// Complete messages, in the order PostgreSQL sent them, for tags this sink wants.
+    func receive(_ batch: [TaggedMessage])
+    /// Notifications may have been lost (the listener reconnected, or a large
+    /// message could not be fetched): parked polls must catch up again.
+    func resynchronize()
+}
+
+/// The listener is not connected to PostgreSQL right now.
+public struct ListenerUnavailable: Error, Sendable {}
+
+/// The gateway's one LISTEN connection, on its own thread.
+///
+/// It never opens a transaction, waits in `poll()` on the libpq socket and a
+/// wake pipe, and reads whatever arrives at once, so PostgreSQL's notification
+/// queue never waits on it. Payloads too large for a NOTIFY are fetched on a
+/// second connection by a serial queue, which keeps the order of delivery.
+/// When the connection breaks it reconnects with backoff, LISTENs again on
+/// everything wanted, and only then tells the sinks to resynchronize.
+public final class Listener: @unchecked Sendable {
+    public struct Status: Sendable {
+        public var connected: Bool
+        /// Connected and LISTENing on every tag currently wanted.
+        public var ready: Bool
+        public var listenedTags: Int
+        public var notifications: UInt64
+        public var reconnects: UInt64
+    }
+
+    private struct Waiter {
+        var tags: [Tag]
+        var promise: EventLoopPromise<UInt64>
+    }
+
+    private struct State {
+        var registry = ListenRegistry()
+        var connected = false
+        /// Counts connections whose LISTENs are all in place.
+        var epoch: UInt64 = 0
+        var waiters: [Waiter] = []
+        var stopping = false
+        var batchesAtFetcher = 0
+        var notifications: UInt64 = 0
+        var reconnects: UInt64 = 0
+    }
+
+    private let connectionString: String
+    private let logger: Logger
+    private let linger: TimeAmount
+    private let state = NIOLockedValueBox(State())
+    private var sinks: [NotificationSink] = []
+    private let wakeDescriptors: (read: Int32, write: Int32)
+    private let fetchQueue = DispatchQueue(label: "plexor.listener.fetch")
+    /// Used only on `fetchQueue`.
+    private var fetchConnection: PostgresConnection?
+    /// Used only on the listener thread.
+    private var channelNames: [Tag: String] = [:]
+    private let finished = DispatchSemaphore(value: 0)
+    private var started = false
+
+    public init(connectionString: String, linger: TimeAmount = .seconds(30), logger: Logger) {
+        self.connectionString = connectionString
+        self.linger = linger
+        self.logger = logger
+        var descriptors: [Int32] = [0, 0]
+        precondition(pipe(&descriptors) == 0, "could not create the listener's wake pipe")
+        for descriptor in descriptors {
+            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        }
+        self.wakeDescriptors = (descriptors[0], descriptors[1])
+    }
+
+    deinit {
+        close(self.wakeDescriptors.read)
+        close(self.wakeDescriptors.write)
+    }
+
+    /// Starts the thread. Sink `i` receives the notifications of the tags it wants as sink `i`.
+    public func start(sinks: [NotificationSink]) {
+        precondition(!self.started && sinks.count <= ListenRegistry.maximumSinks)
+        self.started = true
+        self.sinks = sinks
+        let thread = Thread { [self] in
+            self.run()
+            self.finished.signal()
+        }
+        thread.name = "plexor-listener"
+        thread.start()
+    }
+
+    /// Stops the thread and closes the connections.
+    public func shutdown() {
+        guard self.started else { return }
+        self.state.withLockedValue { $0.stopping = true }
+        self.wake()
+        self.finished.wait()
+        self.fetchQueue.sync { self.fetchConnection = nil }
+    }
+
+    public var status: Status {
+        self.state.withLockedValue { state in
+            Status(connected: state.connected,
+                   ready: state.connected && state.registry.isSettled,
+                   listenedTags: state.registry.count,
+                   notifications: state.notifications,
+                   reconnects: state.reconnects)
+        }
+    }
+
+    /// `sink` wants `newTags` (tags it did not want before). The future
+    /// succeeds, with the current connection's epoch, once every tag in
+    /// `allTags` is LISTENed; it fails with `ListenerUnavailable` while there
+    /// is no connection. `newTags` count as wanted either way.
+    public func subscribe(newTags: [Tag], allTags: [Tag], sink: Int, on loop: EventLoop) -> EventLoopFuture<UInt64> {
+        enum Outcome { case ready(UInt64), unavailable, waiting }
+        let promise = loop.makePromise(of: UInt64.self)
+        let outcome: Outcome = self.state.withLockedValue { state in
+            _ = state.registry.want(newTags, sink: sink)
+            guard state.connected else { return .unavailable }
+            if state.registry.isListening(allTags) { return .ready(state.epoch) }
+            state.waiters.append(Waiter(tags: allTags, promise: promise))
+            return .waiting
+        }
+        switch outcome {
+        case .ready(let epoch): promise.succeed(epoch)
+        case .unavailable: promise.fail(ListenerUnavailable())
+        case .waiting: self.wake()
+        }
+        return promise.futureResult
+    }
+
+    /// `sink` no longer wants `tags`; they are UNLISTENed after the linger.
+    public func release(_ tags: [Tag], sink: Int) {
+        guard !tags.isEmpty else { return }
+        self.state.withLockedValue { $0.registry.release(tags, sink: sink, now: .now()) }
+    }
+
+    /// Whether nothing can have been missed since `epoch` was handed out.
+    public func isCurrent(_ epoch: UInt64) -> Bool {
+        self.state.withLockedValue { $0.connected && $0.epoch == epoch }
+    }
+
+    // MARK: The listener thread
+
+    private func run() {
+        var backoff = TimeAmount.milliseconds(100)
+        while !self.isStopping {
+            let connection: PostgresConnection
+            do {
+                connection = try PostgresConnection(self.connectionString, applicationName: "plexor-listener")
+            } catch {
+                self.logger.warning("listener cannot connect; retrying", metadata: ["error": "\(error)", "in": "\(backoff)"])
+                self.waitForWake(timeoutMilliseconds: Int32(backoff.nanoseconds / 1_000_000))
+                backoff = min(backoff * 2, .seconds(5))
+                continue
+            }
+            backoff = .milliseconds(100)
+            do {
+                try self.serve(connection)
+            } catch {
+                self.logger.warning("listener connection lost; reconnecting", metadata: ["error": "\(error)"])
+            }
+            self.channelNames.removeAll()
+            let waiters = self.state.withLockedValue { state -> [Waiter] in
+                state.connected = false
+                state.registry.connectionLost()
+                defer { state.waiters.removeAll() }
+                return state.waiters
+            }
+            waiters.forEach { $0.promise.fail(ListenerUnavailable()) }
+        }
+    }
+
+    /// LISTENs on everything wanted, declares the connection current, then
+    /// reads notifications until the connection breaks or the gateway stops.
+    private func serve(_ connection: PostgresConnection) throws {
+        try self.runCommands(connection, connected: false)
+        let (epoch, ready) = self.state.withLockedValue { state -> (UInt64, [Waiter]) in
+            state.connected = true
+            state.epoch += 1
+            if state.epoch > 1 { state.reconnects += 1 }
+            return (state.epoch, Self.takeReadyWaiters(&state))
+        }
+        self.logger.info("listener connected", metadata: ["epoch": "\(epoch)"])
+        if epoch > 1 { self.sinks.forEach { $0.resynchronize() } }
+        ready.forEach { $0.promise.succeed(epoch) }
+
+        let socket = connection.socket
+        while true {
+            var descriptors = [
+                pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: self.wakeDescriptors.read, events: Int16(POLLIN), revents: 0),
+            ]
+            let polled = poll(&descriptors, 2, 1000)
+            if polled < 0 && errno != EINTR {
+                throw PostgresError(kind: .other, message: "poll failed: \(String(cString: strerror(errno)))")
+            }
+            if self.isStopping { return }
+            if descriptors[1].revents != 0 { self.drainWakePipe() }
+            if descriptors[0].revents != 0 {
+                try connection.consumeInput()
+                self.dispatchNotifications(from: connection)
+            }
+            try self.runCommands(connection, connected: true)
+        }
+    }
+
+    /// Sends LISTEN/UNLISTEN until the registry has nothing more to send.
+    private func runCommands(_ connection: PostgresConnection, connected: Bool) throws {
+        while let command = self.state.withLockedValue({ $0.registry.nextCommand(now: .now(), linger: self.linger) }) {
+            let (verb, tags): (String, [Tag]) = switch command {
+            case .listen(let tags): ("LISTEN", tags)
+            case .unlisten(let tags): ("UNLISTEN", tags)
+            }
+            let unknown = tags.filter { self.channelNames[$0] == nil }
+            if !unknown.isEmpty {
+                for (tag, channel) in zip(unknown, try connection.channels(for: unknown)) {
+                    self.channelNames[tag] = channel
+                }
+            }
+            // Identifiers quoted by libpq: the only SQL text built here.
+            var sql = ""
+            for tag in tags {
+                sql += "\(verb) \(try connection.quoteIdentifier(self.channelNames[tag]!));"
+            }
+            try connection.executeScript(sql)
+            if case .unlisten = command { tags.forEach { self.channelNames[$0] = nil } }
+            self.dispatchNotifications(from: connection)
+            let ready = self.state.withLockedValue { state -> [Waiter] in
+                state.registry.completed(command)
+                return connected ? Self.takeReadyWaiters(&state) : []
+            }
+            let epoch = self.state.withLockedValue { $0.epoch }
+            ready.forEach { $0.promise.succeed(epoch) }
+        }
+    }
+
+    private static func takeReadyWaiters(_ state: inout State) -> [Waiter] {
+        var ready: [Waiter] = []
+        state.waiters.removeAll { waiter in
+            guard state.registry.isListening(waiter.tags) else { return false }
+            ready.append(waiter)
+            return true
+        }
+        return ready
+    }
+
+    // MARK: Delivery
+
+    private func dispatchNotifications(from connection: PostgresConnection) {
+        var payloads: [NotificationPayload] = []
+        connection.drainNotifications { _, bytes in
+            if let payload = NotificationPayload.parse(bytes) {
+                payloads.append(payload)
+            } else {
+                self.logger.warning("ignoring a notification that is not Plexor's", metadata: ["bytes": "\(bytes.count)"])
+            }
+        }
+        guard !payloads.isEmpty else { return }
+        let hasReference = payloads.contains { if case .reference = $0 { return true } else { return false } }
+        // Straight to the sinks unless the fetcher holds earlier batches (order matters).
+        let direct = self.state.withLockedValue { state -> Bool in
+            state.notifications += UInt64(payloads.count)
+            if hasReference || state.batchesAtFetcher > 0 {
+                state.batchesAtFetcher += 1
+                return false
+            }
+            return true
+        }
+        if direct {
+            self.send(payloads.map { payload in
+                guard case .message(let tagged) = payload else { preconditionFailure("reference in a direct batch") }
+                return tagged
+            })
+            return
+        }
+        let batch = payloads
+        self.fetchQueue.async {
+            self.send(self.resolveReferences(batch))
+            self.state.withLockedValue { $0.batchesAtFetcher -= 1 }
+        }
+    }
+
+    /// Runs on `fetchQueue`: replaces references by the messages they name.
+    private func resolveReferences(_ payloads: [NotificationPayload]) -> [TaggedMessage] {
+        var fetched: [Int64: Message?] = [:]
+        var messages: [TaggedMessage] = []
+        var failed = false
+        for payload in payloads {
+            switch payload {
+            case .message(let tagged):
+                messages.append(tagged)
+            case .reference(let tag, let seq, let id):
+                if fetched[id] == nil {
+                    do {
+                        if self.fetchConnection == nil || !self.fetchConnection!.isHealthy {
+                            self.fetchConnection = try PostgresConnection(self.connectionString, applicationName: "plexor-fetch")
+                        }
+                        fetched[id] = try self.fetchConnection!.fetchMessage(id: id)
+                    } catch {
+                        self.logger.warning("could not fetch a large message", metadata: ["id": "\(id)", "error": "\(error)"])
+                        self.fetchConnection = nil
+                        failed = true
+                        fetched[id] = .some(nil)
+                    }
+                }
+                // A message removed by retention meanwhile is skipped: the
+                // polls that wanted it see a gap and catch up (with a reset).
+                if let message = fetched[id]! {
+                    messages.append(TaggedMessage(tag: tag, seq: seq, message: message))
+                }
+            }
+        }
+        if failed { self.sinks.forEach { $0.resynchronize() } }
+        return messages
+    }
+
+    private func send(_ messages: [TaggedMessage]) {
+        guard !messages.isEmpty else { return }
+        let masks = self.state.withLockedValue { state in messages.map { state.registry.sinks(for: $0.tag) } }
+        if self.sinks.count == 1 {
+            let batch = zip(messages, masks).compactMap { $1 & 1 != 0 ? $0 : nil }
+            if !batch.isEmpty { self.sinks[0].receive(batch) }
+            return
+        }
+        for (index, sink) in self.sinks.enumerated() {
+            let bit = UInt64(1) << UInt64(index)
+            let batch = zip(messages, masks).compactMap { $1 & bit != 0 ? $0 : nil }
+            if !batch.isEmpty { sink.receive(batch) }
+        }
+    }
+
+    // MARK: Waking
+
+    private var isStopping: Bool { self.state.withLockedValue { $0.stopping } }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = write(self.wakeDescriptors.write, &byte, 1)
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while read(self.wakeDescriptors.read, &buffer, buffer.count) > 0 {}
+    }
+
+    private func waitForWake(timeoutMilliseconds: Int32) {
+        var descriptor = pollfd(fd: self.wakeDescriptors.read, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, timeoutMilliseconds)
+        self.drainWakePipe()
+    }
+}
