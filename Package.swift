@@ -62,6 +62,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "PlexorTestSupport",
+            dependencies: [
+                "PlexorPostgres",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/PlexorTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PlexorCoreTests",
             dependencies: ["PlexorCore", .product(name: "NIOCore", package: "swift-nio")],
@@ -69,13 +82,14 @@ let package = Package(
         ),
         .testTarget(
             name: "PlexorPostgresTests",
-            dependencies: ["PlexorPostgres", "PlexorCore"],
+            dependencies: ["PlexorPostgres", "PlexorCore", "PlexorTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PlexorHTTPTests",
             dependencies: [
-                "PlexorHTTP", "PlexorCore", "PlexorPostgres",
+                "PlexorHTTP", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

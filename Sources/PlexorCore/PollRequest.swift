@@ -103,9 +103,12 @@ public struct PollRequest: Equatable, Sendable {
 
     static func parseTimeout(_ value: String?, limits: PollLimits) throws(RequestError) -> Int {
         guard let value else { return min(limits.defaultTimeout, limits.maximumTimeout) }
-        guard let seconds = Self.parseCursor(value[...]) else {
+        let isWholeNumber = !value.isEmpty && value.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard isWholeNumber else {
             throw .badRequest("timeout \"\(value.prefix(40))\" is not a whole number of seconds")
         }
+        // Digits beyond Int64 are simply above the maximum.
+        let seconds = Int64(value) ?? Int64.max
         return Int(min(seconds, Int64(limits.maximumTimeout)))
     }
 }

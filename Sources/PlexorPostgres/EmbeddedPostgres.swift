@@ -95,38 +95,13 @@ public final class EmbeddedPostgres {
 
     @discardableResult
     private func run(_ program: String, _ arguments: [String], allowedStatuses: Set<Int32> = [0]) throws -> Int32 {
-        let process = Process()
         let executable = "\(self.binDirectory)/\(program)"
-        if let user = self.runAsUser {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", user, "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
+        let argv = self.runAsUser.map { ["/usr/sbin/runuser", "-u", $0, "--", executable] } ?? [executable]
+        let (status, output) = try Subprocess.run(argv + arguments)
+        guard allowedStatuses.contains(status) else {
+            throw PostgresError(kind: .other, message: "\(program) failed (exit \(status)): \(output)")
         }
-        // Output goes to a file, not a pipe: the server that pg_ctl starts
-        // inherits the descriptors and would hold a pipe open forever.
-        let outputPath = NSTemporaryDirectory() + "plexor-\(program)-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).log"
-        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
-            throw PostgresError(kind: .other, message: "could not create \(outputPath)")
-        }
-        defer {
-            try? output.close()
-            try? FileManager.default.removeItem(atPath: outputPath)
-        }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
-        // Run from a directory the postgres user can enter.
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        try process.run()
-        process.waitUntilExit()
-        let text = FileManager.default.contents(atPath: outputPath) ?? Data()
-        guard allowedStatuses.contains(process.terminationStatus) else {
-            let message = String(decoding: text, as: UTF8.self).trimmingTrailingWhitespace()
-            throw PostgresError(kind: .other, message: "\(program) failed (exit \(process.terminationStatus)): \(message)")
-        }
-        return process.terminationStatus
+        return status
     }
 
     /// The newest `/usr/lib/postgresql/N/bin` (Debian's layout), else the directory of `initdb` on PATH.

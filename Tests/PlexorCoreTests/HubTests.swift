@@ -1,0 +1,165 @@
+import NIOCore
+import Testing
+@testable import PlexorCore
+
+@Suite struct HubTests {
+    let later = NIODeadline.uptimeNanoseconds(60_000_000_000)
+
+    func answers(_ actions: [Hub.Action]) -> [PollID: PollAnswer] {
+        var result: [PollID: PollAnswer] = [:]
+        for case .answer(let id, let answer) in actions { result[id] = answer }
+        return result
+    }
+
+    @Test func countsWatchersPerTag() {
+        var hub = Hub()
+        let result1 = hub.watch(["a", "b"])
+        #expect(result1 == ["a", "b"])
+        let result2 = hub.watch(["b", "c"])
+        #expect(result2 == ["c"])
+        let result3 = hub.unwatch(["b", "c"])
+        #expect(result3 == ["c"])
+        let result4 = hub.unwatch(["a", "b"])
+        #expect(result4 == ["a", "b"])
+        #expect(hub.watchedTagCount == 0)
+    }
+
+    @Test func wakesOnlyThePollsWaitingOnTheTag() {
+        var hub = Hub()
+        _ = hub.watch(["a", "b"])
+        let result5 = hub.park(PollID(1), tags: ["a"], cursors: [4], deadline: self.later)
+        #expect(result5 == .parked)
+        let result6 = hub.park(PollID(2), tags: ["b"], cursors: [0], deadline: self.later)
+        #expect(result6 == .parked)
+        let answers = self.answers(hub.deliver([notification("a", message(50, [("a", 5)]))]))
+        #expect(Array(answers.keys) == [PollID(1)])
+        #expect(answers[PollID(1)]?.messages.map(\.id) == [50])
+        #expect(answers[PollID(1)]?.cursors == [5])
+        #expect(hub.parkedCount == 1)
+    }
+
+    @Test func answersEveryWaiterOfATagWithTheSameMessage() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        for id in 1...100 { _ = hub.park(PollID(UInt64(id)), tags: ["a"], cursors: [0], deadline: self.later) }
+        let answers = self.answers(hub.deliver([notification("a", message(1, [("a", 1)]))]))
+        #expect(answers.count == 100)
+        #expect(hub.parkedCount == 0)
+    }
+
+    @Test func ignoresWhatThePollHasAlready() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.park(PollID(1), tags: ["a"], cursors: [5], deadline: self.later)
+        let result7 = hub.deliver([notification("a", message(5, [("a", 5)]))])
+        #expect(result7.isEmpty)
+        #expect(hub.parkedCount == 1)
+    }
+
+    @Test func sendsAPollBackToCatchUpWhenItSeesAGap() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.park(PollID(1), tags: ["a"], cursors: [5], deadline: self.later)
+        let actions = hub.deliver([notification("a", message(7, [("a", 7)]))])
+        guard case .catchUp(let id, let cursors)? = actions.first, actions.count == 1 else {
+            Issue.record("expected one catch-up, got \(actions)")
+            return
+        }
+        #expect(id == PollID(1))
+        #expect(cursors == [5])
+    }
+
+    @Test func answersWhatWasAcceptedBeforeAGapInTheSameBatch() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.park(PollID(1), tags: ["a"], cursors: [5], deadline: self.later)
+        let answers = self.answers(hub.deliver([notification("a", message(6, [("a", 6)])),
+                                                notification("a", message(9, [("a", 9)]))]))
+        #expect(answers[PollID(1)]?.messages.map(\.id) == [6])
+        #expect(answers[PollID(1)]?.cursors == [6])
+    }
+
+    @Test func deliversAMultiTagMessageOnceWithEachSeq() {
+        var hub = Hub()
+        _ = hub.watch(["a", "b"])
+        _ = hub.park(PollID(1), tags: ["a", "b"], cursors: [1, 4], deadline: self.later)
+        let both = message(8, [("a", 2), ("b", 5)])
+        let answers = self.answers(hub.deliver([notification("a", both), notification("b", both)]))
+        #expect(answers[PollID(1)]?.messages.map(\.id) == [8])
+        #expect(answers[PollID(1)]?.cursors == [2, 5])
+    }
+
+    @Test func collectsEveryMessageOfABatchIntoOneAnswer() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.park(PollID(1), tags: ["a"], cursors: [0], deadline: self.later)
+        let answers = self.answers(hub.deliver((1...3).map { notification("a", message($0, [("a", $0)])) }))
+        #expect(answers[PollID(1)]?.messages.map(\.id) == [1, 2, 3])
+        #expect(answers[PollID(1)]?.cursors == [3])
+    }
+
+    @Test func keepsHiddenMessagesFromPollsOutsideOnlyForButMovesTheirCursor() {
+        var hub = Hub()
+        _ = hub.watch(["room", "admins"])
+        _ = hub.park(PollID(1), tags: ["room"], cursors: [0], deadline: self.later)
+        _ = hub.park(PollID(2), tags: ["room", "admins"], cursors: [0, 0], deadline: self.later)
+        let secret = message(1, [("room", 1)], onlyFor: ["admins"])
+        let answers = self.answers(hub.deliver([notification("room", secret)]))
+        #expect(Array(answers.keys) == [PollID(2)])
+        #expect(answers[PollID(2)]?.cursors == [1, 0])
+        // The first poll is still parked, and its cursor moved past the hidden message.
+        let next = self.answers(hub.deliver([notification("room", message(2, [("room", 2)]))]))
+        #expect(next[PollID(1)]?.messages.map(\.id) == [2])
+        #expect(next[PollID(1)]?.cursors == [2])
+    }
+
+    @Test func refusesToParkBehindANotificationAlreadySeen() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.deliver([notification("a", message(3, [("a", 3)]))])
+        let result8 = hub.park(PollID(1), tags: ["a"], cursors: [2], deadline: self.later)
+        #expect(result8 == .stale)
+        let result9 = hub.park(PollID(1), tags: ["a"], cursors: [3], deadline: self.later)
+        #expect(result9 == .parked)
+    }
+
+    @Test func answersPollsWhoseDeadlinePassedWithTheirCursors() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.park(PollID(1), tags: ["a"], cursors: [4], deadline: .uptimeNanoseconds(1_000))
+        _ = hub.park(PollID(2), tags: ["a"], cursors: [4], deadline: .uptimeNanoseconds(3_000))
+        let result10 = hub.nextDeadline
+        #expect(result10 == .uptimeNanoseconds(1_000))
+        let answers = self.answers(hub.expire(now: .uptimeNanoseconds(2_000)))
+        #expect(Array(answers.keys) == [PollID(1)])
+        #expect(answers[PollID(1)]?.messages.isEmpty == true)
+        #expect(answers[PollID(1)]?.cursors == [4])
+        let result11 = hub.nextDeadline
+        #expect(result11 == .uptimeNanoseconds(3_000))
+    }
+
+    @Test func forgetsAPollWhoseClientLeft() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.park(PollID(1), tags: ["a"], cursors: [0], deadline: .uptimeNanoseconds(1_000))
+        let result12 = hub.unpark(PollID(1))
+        #expect(result12)
+        let result13 = hub.unpark(PollID(1))
+        #expect(!result13)
+        let result14 = hub.deliver([notification("a", message(1, [("a", 1)]))])
+        #expect(result14.isEmpty)
+        let result15 = hub.expire(now: .uptimeNanoseconds(5_000))
+        #expect(result15.isEmpty)
+    }
+
+    @Test func releasesEveryParkedPoll() {
+        var hub = Hub()
+        _ = hub.watch(["a", "b"])
+        _ = hub.park(PollID(1), tags: ["a"], cursors: [3], deadline: self.later)
+        _ = hub.park(PollID(2), tags: ["b"], cursors: [9], deadline: self.later)
+        let answers = self.answers(hub.releaseAll())
+        #expect(answers[PollID(1)]?.cursors == [3])
+        #expect(answers[PollID(2)]?.cursors == [9])
+        #expect(hub.parkedCount == 0)
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import PlexorPostgres
+
+/// The PostgreSQL the integration tests run against: `DATABASE_URL` when
+/// set, otherwise one embedded cluster per test process (the code `plexor
+/// serve` uses), created in a temporary directory, migrated once, and
+/// stopped when the process exits.
+public enum TestDatabase {
+    public static let logger: Logger = {
+        var logger = Logger(label: "plexor-test")
+        logger.logLevel = ProcessInfo.processInfo.environment["PLEXOR_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+        return logger
+    }()
+
+    /// The connection string of the shared, migrated test database.
+    public static var connectionString: String {
+        get throws { try shared.get() }
+    }
+
+    private static let shared: Result<String, Error> = Result {
+        let connectionString: String
+        if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty {
+            connectionString = url
+        } else {
+            let cluster = try TestCluster.make(name: "shared")
+            try cluster.start()
+            sharedCluster = cluster
+            atexit { try? sharedCluster?.stop() }
+            connectionString = cluster.connectionString
+        }
+        try Migrator.migrate(PostgresConnection(connectionString))
+        return connectionString
+    }
+
+    nonisolated(unsafe) private static var sharedCluster: EmbeddedPostgres?
+}
+
+public enum TestCluster {
+    /// A new embedded cluster in its own temporary directory (not started).
+    /// Durability is traded for speed: these clusters are thrown away.
+    public static func make(name: String) throws -> EmbeddedPostgres {
+        let directory = "/tmp/plexor-test-\(getpid())-\(name)"
+        try? FileManager.default.removeItem(atPath: directory)
+        return try EmbeddedPostgres(
+            dataDirectory: directory,
+            settings: ["fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300"],
+            logger: TestDatabase.logger
+        )
+    }
+}
+
+/// A tag no other test uses.
+public func uniqueTag(_ prefix: String = "t") -> String {
+    "\(prefix)-\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+}
