@@ -87,7 +87,7 @@ public final class Gateway: @unchecked Sendable {
                 let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
                 channel.closeFuture.whenComplete { _ in metrics.openConnections.subtract(1, ordering: .relaxed) }
                 let shard = shardByLoop[ObjectIdentifier(channel.eventLoop)]!
-                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: false).flatMapThrowing {
                     if open > maximumConnections {
                         metrics.rejectedConnections.add(1, ordering: .relaxed)
                         try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maximumConnections))

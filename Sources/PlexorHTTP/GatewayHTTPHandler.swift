@@ -47,6 +47,23 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         context.fireChannelInactive()
     }
 
+    /// Unparseable HTTP gets a JSON 400 like every other bad request, then the
+    /// connection closes (the parser cannot find the next request's start).
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        switch self.state {
+        case .idle, .reading:
+            self.state = .discarding
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+            self.respondError(head, .badRequest, "malformed HTTP request: \(error)", close: true)
+        case .waiting, .discarding:
+            context.close(promise: nil)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (self.unwrapInboundIn(data), self.state) {
         case (.head(let head), .idle):

@@ -17,8 +17,8 @@ import Testing
         try self.connection.query(sql, parameters) { $0.int64(0, 0) ?? 0 }
     }
 
-    func seqs(of tag: String) throws -> [Int64] {
-        try self.connection.query("SELECT seq FROM plexor.log WHERE tag = $1 ORDER BY seq", [tag]) { rows in
+    func seqs(of tag: String, _ connection: PostgresConnection? = nil) throws -> [Int64] {
+        try (connection ?? self.connection).query("SELECT seq FROM plexor.log WHERE tag = $1 ORDER BY seq", [tag]) { rows in
             (0..<rows.count).map { rows.int64($0, 0)! }
         }
     }
@@ -30,9 +30,10 @@ import Testing
     @Test func concurrentMigrationsOfAFreshDatabaseAllSucceed() throws {
         let database = "plexor_migrate_\(UInt32.random(in: 0...UInt32.max))"
         try self.connection.execute("CREATE DATABASE \(database)")
-        defer { try? self.connection.execute("DROP DATABASE \(database) WITH (FORCE)") }
         let base = try TestDatabase.connectionString
-        let target = base.contains("://") ? base.replacingOccurrences(of: "/postgres", with: "/\(database)") : "\(base) dbname=\(database)"
+        let target = base.contains("://")
+            ? base.replacingOccurrences(of: #"/[^/?]*(\?|$)"#, with: "/\(database)$1", options: .regularExpression)
+            : "\(base) dbname=\(database)"
         let results = NIOLockedResults()
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
             results.append(Result { try Migrator.migrate(PostgresConnection(target)) })
@@ -130,34 +131,35 @@ import Testing
     }
 
     @Test func trimsByCountFromTheFrontOfEachTag() throws {
+        let connection = try PostgresConnection(TestDatabase.makeFreshDatabase())
         let tag = uniqueTag(), other = uniqueTag()
         for index in 1...5 {
-            try self.connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", String(index)])
+            try connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", String(index)])
         }
         // Shares a message with `tag`: the message must survive while `other` keeps it.
-        try self.connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, '6')", ["{\(tag),\(other)}"])
+        try connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, '6')", ["{\(tag),\(other)}"])
         for index in 7...8 {
-            try self.connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", String(index)])
+            try connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", String(index)])
         }
-        // Other tests' tags are trimmed too; that is what retention is for.
-        _ = try self.connection.trim(RetentionPolicy(maximumAgeSeconds: nil, maximumPerTag: 2))
-        #expect(try self.seqs(of: tag) == [7, 8])
-        #expect(try self.seqs(of: other) == [1])
-        let windows = try self.connection.catchUp([TagCursor(tag: Tag(trusted: tag), cursor: 3)], maximumPerTag: 10)
+        _ = try connection.trim(RetentionPolicy(maximumAgeSeconds: nil, maximumPerTag: 2))
+        #expect(try seqs(of: tag, connection) == [7, 8])
+        #expect(try seqs(of: other, connection) == [1])
+        let windows = try connection.catchUp([TagCursor(tag: Tag(trusted: tag), cursor: 3)], maximumPerTag: 10)
         #expect(windows[0].firstSeq == 7)
         #expect(windows[0].lastSeq == 8)
     }
 
     @Test func trimsByAgeKeepingARangeWithoutHoles() throws {
+        let connection = try PostgresConnection(TestDatabase.makeFreshDatabase())
         let tag = uniqueTag()
         for index in 1...3 {
-            try self.connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", String(index)])
+            try connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", String(index)])
         }
         // Age the first two (time need not rise with seq: the second is made older than the first).
-        try self.connection.execute("UPDATE plexor.messages m SET time = now() - interval '2 hours' FROM plexor.log l WHERE l.message_id = m.id AND l.tag = $1 AND l.seq = 1", [tag])
-        try self.connection.execute("UPDATE plexor.messages m SET time = now() - interval '3 hours' FROM plexor.log l WHERE l.message_id = m.id AND l.tag = $1 AND l.seq = 2", [tag])
-        _ = try self.connection.trim(RetentionPolicy(maximumAgeSeconds: 3600, maximumPerTag: nil))
-        #expect(try self.seqs(of: tag) == [3])
+        try connection.execute("UPDATE plexor.messages m SET time = now() - interval '2 hours' FROM plexor.log l WHERE l.message_id = m.id AND l.tag = $1 AND l.seq = 1", [tag])
+        try connection.execute("UPDATE plexor.messages m SET time = now() - interval '3 hours' FROM plexor.log l WHERE l.message_id = m.id AND l.tag = $1 AND l.seq = 2", [tag])
+        _ = try connection.trim(RetentionPolicy(maximumAgeSeconds: 3600, maximumPerTag: nil))
+        #expect(try seqs(of: tag, connection) == [3])
     }
 
     @Test func fetchesAMessageByID() throws {

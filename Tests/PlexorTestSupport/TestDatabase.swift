@@ -34,17 +34,31 @@ public enum TestDatabase {
     }
 
     nonisolated(unsafe) private static var sharedCluster: EmbeddedPostgres?
+
+    /// A new, migrated database of its own in the same server, for tests
+    /// whose effects reach every tag (retention).
+    public static func makeFreshDatabase() throws -> String {
+        let base = try self.connectionString
+        let name = "plexor_test_\(UInt32.random(in: 0...UInt32.max))"
+        try PostgresConnection(base).execute("CREATE DATABASE \(name)")
+        let connectionString = base.contains("://")
+            ? base.replacingOccurrences(of: #"/[^/?]*(\?|$)"#, with: "/\(name)$1", options: .regularExpression)
+            : "\(base) dbname=\(name)"
+        try Migrator.migrate(PostgresConnection(connectionString))
+        return connectionString
+    }
 }
 
 public enum TestCluster {
     /// A new embedded cluster in its own temporary directory (not started).
-    /// Durability is traded for speed: these clusters are thrown away.
-    public static func make(name: String) throws -> EmbeddedPostgres {
+    /// Unless `durable`, durability is traded for speed: these clusters are thrown away.
+    public static func make(name: String, durable: Bool = false) throws -> EmbeddedPostgres {
         let directory = "/tmp/plexor-test-\(getpid())-\(name)"
         try? FileManager.default.removeItem(atPath: directory)
+        let fast = ["fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"]
         return try EmbeddedPostgres(
             dataDirectory: directory,
-            settings: ["fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300"],
+            settings: ["max_connections": "300"].merging(durable ? [:] : fast) { $1 },
             logger: TestDatabase.logger
         )
     }
