@@ -15,7 +15,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         case idle
         /// Reading a request's head and body.
         case reading(HTTPRequestHead, body: ByteBuffer?)
-        /// The body was too large: ignore the rest of it, then close.
+        /// Answered with an error and closing: ignore whatever else arrives.
         case discarding
         /// A poll or publish is in flight.
         case waiting(HTTPRequestHead, poll: PollID?)
@@ -43,7 +43,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         if case .waiting(_, let poll?) = self.state {
             self.shard.cancelPoll(poll)
         }
-        self.state = .idle
+        // The decoder may still hand over parts it had buffered: ignore them.
+        self.state = .discarding
         context.fireChannelInactive()
     }
 
@@ -88,13 +89,14 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
             self.state = .reading(head, body: body)
         case (.end, .reading(let head, let body)):
             self.route(head, body: body)
-        case (.end, .discarding):
-            self.state = .idle
         case (_, .discarding):
             break
-        default:
-            // NIO's pipelining handler delivers one request at a time; anything else is a bug.
-            preconditionFailure("unexpected request part in state \(self.state)")
+        case (let part, let state):
+            // NIO's pipelining handler delivers one request at a time, so this
+            // is a bug; it costs this connection, never the whole gateway.
+            self.context.logger.error("unexpected request part; closing the connection",
+                                      metadata: ["part": "\(part)", "state": "\(state)"])
+            context.close(promise: nil)
         }
     }
 
