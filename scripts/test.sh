@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite. The
+# integration tests start their own PostgreSQL (or use DATABASE_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-dependencies.sh
+swift build --build-tests
+swift test --skip-build "$@"
