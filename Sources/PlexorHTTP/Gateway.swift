@@ -140,7 +140,7 @@ public final class Gateway: @unchecked Sendable {
         for shard in self.shards {
             try? shard.loop.submit {
                 shard.stop()
-                shard.releaseAll()
+                shard.drain()
             }.wait()
         }
         self.publisher.shutdown()

@@ -154,8 +154,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         }
         self.state = .waiting(head, poll: nil)
         let id = self.shard.startPoll(request, responder: self)
-        // The poll may have been answered at once (it was not, so far: catch-up is asynchronous).
-        if case .waiting(let head, nil) = self.state {
+        // Unless it was answered at once (refused, or the listener is down), remember it to cancel it.
+        if let id, case .waiting(let head, nil) = self.state {
             self.state = .waiting(head, poll: id)
         }
     }

@@ -37,6 +37,8 @@ final class HubShard: NotificationSink, @unchecked Sendable {
     private var active: [PollID: ActivePoll] = [:]
     private var nextID: UInt64 = 0
     private var sweep: RepeatedTask?
+    /// Set by graceful shutdown: new polls are refused so clients go elsewhere.
+    private var draining = false
 
     init(loop: EventLoop, index: Int, listener: Listener, pool: PostgresPool,
          configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger) {
@@ -58,8 +60,12 @@ final class HubShard: NotificationSink, @unchecked Sendable {
 
     // MARK: Polls (on the loop)
 
-    func startPoll(_ request: PollRequest, responder: PollResponder) -> PollID {
+    func startPoll(_ request: PollRequest, responder: PollResponder) -> PollID? {
         self.loop.preconditionInEventLoop()
+        guard !self.draining else {
+            responder.failPoll(status: .serviceUnavailable, message: "the gateway is shutting down; poll again (any gateway) with the same cursors")
+            return nil
+        }
         self.nextID += 1
         let id = PollID(self.nextID)
         let tags = request.tags.map(\.tag)
@@ -83,9 +89,11 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         self.finish(id)
     }
 
-    /// Answers every parked poll with its current cursors (graceful shutdown).
-    func releaseAll() {
+    /// Graceful shutdown: answers every parked poll with its current cursors
+    /// and refuses new ones.
+    func drain() {
         self.loop.preconditionInEventLoop()
+        self.draining = true
         self.perform(self.hub.releaseAll())
     }
 

@@ -164,11 +164,19 @@ public final class Listener: @unchecked Sendable {
                 backoff = min(backoff * 2, .seconds(5))
                 continue
             }
-            backoff = .milliseconds(100)
+            var established = false
             do {
-                try self.serve(connection)
+                try self.serve(connection, established: &established)
             } catch {
                 self.logger.warning("listener connection lost; reconnecting", metadata: ["error": "\(error)"])
+            }
+            // Back off unless this connection got as far as serving, so a
+            // failing LISTEN (say, a missing schema) cannot spin.
+            if established {
+                backoff = .milliseconds(100)
+            } else if !self.isStopping {
+                self.waitForWake(timeoutMilliseconds: Int32(backoff.nanoseconds / 1_000_000))
+                backoff = min(backoff * 2, .seconds(5))
             }
             self.channelNames.removeAll()
             let waiters = self.state.withLockedValue { state -> [Waiter] in
@@ -183,8 +191,9 @@ public final class Listener: @unchecked Sendable {
 
     /// LISTENs on everything wanted, declares the connection current, then
     /// reads notifications until the connection breaks or the gateway stops.
-    private func serve(_ connection: PostgresConnection) throws {
+    private func serve(_ connection: PostgresConnection, established: inout Bool) throws {
         try self.runCommands(connection, connected: false)
+        established = true
         let (epoch, ready) = self.state.withLockedValue { state -> (UInt64, [Waiter]) in
             state.connected = true
             state.epoch += 1

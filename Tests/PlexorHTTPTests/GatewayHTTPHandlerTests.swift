@@ -11,6 +11,7 @@ import Testing
 /// The handler alone on an EmbeddedChannel: routing and errors, no database.
 @Suite struct GatewayHTTPHandlerTests {
     let channel: EmbeddedChannel
+    let shard: HubShard
     let metrics = GatewayMetrics()
 
     init() throws {
@@ -21,13 +22,13 @@ import Testing
         // A listener that never started: it is not connected, so polls get a 503.
         let listener = Listener(connectionString: configuration.connectionString, logger: logger)
         let loop = EmbeddedEventLoop()
-        let shard = HubShard(loop: loop, index: 0, listener: listener,
+        self.shard = HubShard(loop: loop, index: 0, listener: listener,
                              pool: PostgresPool(connectionString: configuration.connectionString, size: 1),
                              configuration: configuration, metrics: self.metrics, logger: logger)
         let context = GatewayContext(configuration: configuration, listener: listener,
                                      publisher: BatchingPublisher(connectionString: configuration.connectionString, logger: logger),
                                      metrics: self.metrics, logger: logger)
-        self.channel = EmbeddedChannel(handler: GatewayHTTPHandler(shard: shard, context: context), loop: loop)
+        self.channel = EmbeddedChannel(handler: GatewayHTTPHandler(shard: self.shard, context: context), loop: loop)
         try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
     }
 
@@ -78,6 +79,13 @@ import Testing
         #expect(head.status == .serviceUnavailable)
         #expect(body.contains("PostgreSQL is unavailable"))
         #expect(self.metrics.pollsFailed.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func aDrainingGatewayRefusesNewPolls() throws {
+        self.shard.drain()
+        let (head, body) = try self.send(.GET, "/poll?tags=a")
+        #expect(head.status == .serviceUnavailable)
+        #expect(body.contains("shutting down"))
     }
 
     @Test func aDeclaredBodyOverTheLimitIsA413AndCloses() throws {

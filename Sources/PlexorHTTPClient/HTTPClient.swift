@@ -3,28 +3,36 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// A response as the tests see it.
-public struct TestResponse: Sendable {
+/// A response, read whole.
+public struct HTTPClientResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
     public var body: String
 }
 
-/// A minimal HTTP/1.1 client over one keep-alive connection, for tests.
-public final class TestHTTPClient: @unchecked Sendable {
+/// A minimal HTTP/1.1 client over one keep-alive connection, for the tests
+/// and the benchmarks: one request at a time, each response read whole.
+public final class HTTPClientConnection: @unchecked Sendable {
     public static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     private let channel: Channel
     private let handler: ResponseCollector
 
-    public static func connect(port: Int, host: String = "127.0.0.1") async throws -> TestHTTPClient {
+    /// Connects to `host:port`, from `localAddress` when given (to spread
+    /// many connections over several loopback source addresses).
+    public static func connect(port: Int, host: String = "127.0.0.1", localAddress: String? = nil,
+                               group: EventLoopGroup = HTTPClientConnection.group) async throws -> HTTPClientConnection {
         let handler = ResponseCollector()
-        let channel = try await ClientBootstrap(group: Self.group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let localAddress {
+            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: localAddress, port: 0))
+        }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.pipeline.addHTTPClientHandlers().flatMap { channel.pipeline.addHandler(handler) }
             }
             .connect(host: host, port: port).get()
-        return TestHTTPClient(channel: channel, handler: handler)
+        return HTTPClientConnection(channel: channel, handler: handler)
     }
 
     private init(channel: Channel, handler: ResponseCollector) {
@@ -35,8 +43,8 @@ public final class TestHTTPClient: @unchecked Sendable {
     /// Resolves when the server closes the connection.
     public var closed: EventLoopFuture<Void> { self.channel.closeFuture }
 
-    public func request(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: String? = nil) async throws -> TestResponse {
-        let promise = self.channel.eventLoop.makePromise(of: TestResponse.self)
+    public func request(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: String? = nil) async throws -> HTTPClientResponse {
+        let promise = self.channel.eventLoop.makePromise(of: HTTPClientResponse.self)
         self.handler.expect(promise)
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
         head.headers.add(name: "Host", value: "localhost")
@@ -48,7 +56,7 @@ public final class TestHTTPClient: @unchecked Sendable {
         return try await promise.futureResult.get()
     }
 
-    public func get(_ uri: String) async throws -> TestResponse {
+    public func get(_ uri: String) async throws -> HTTPClientResponse {
         try await self.request(.GET, uri)
     }
 
@@ -57,8 +65,8 @@ public final class TestHTTPClient: @unchecked Sendable {
     }
 
     /// One request on a fresh connection.
-    public static func get(port: Int, _ uri: String) async throws -> TestResponse {
-        let client = try await TestHTTPClient.connect(port: port)
+    public static func get(port: Int, _ uri: String) async throws -> HTTPClientResponse {
+        let client = try await HTTPClientConnection.connect(port: port)
         defer { Task { await client.close() } }
         return try await client.get(uri)
     }
@@ -68,11 +76,11 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
     typealias InboundIn = HTTPClientResponsePart
 
     private let lock = NIOLock()
-    private var promise: EventLoopPromise<TestResponse>?
+    private var promise: EventLoopPromise<HTTPClientResponse>?
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
 
-    func expect(_ promise: EventLoopPromise<TestResponse>) {
+    func expect(_ promise: EventLoopPromise<HTTPClientResponse>) {
         self.lock.withLock { self.promise = promise }
     }
 
@@ -84,8 +92,8 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
         case .body(var chunk):
             self.body.writeBuffer(&chunk)
         case .end:
-            let response = TestResponse(status: self.head!.status, headers: self.head!.headers, body: String(buffer: self.body))
-            let promise = self.lock.withLock { () -> EventLoopPromise<TestResponse>? in
+            let response = HTTPClientResponse(status: self.head!.status, headers: self.head!.headers, body: String(buffer: self.body))
+            let promise = self.lock.withLock { () -> EventLoopPromise<HTTPClientResponse>? in
                 defer { self.promise = nil }
                 return self.promise
             }
@@ -94,7 +102,7 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let promise = self.lock.withLock { () -> EventLoopPromise<TestResponse>? in
+        let promise = self.lock.withLock { () -> EventLoopPromise<HTTPClientResponse>? in
             defer { self.promise = nil }
             return self.promise
         }

@@ -1,0 +1,4 @@
+@_exported import PlexorHTTPClient
+
+public typealias TestHTTPClient = HTTPClientConnection
+public typealias TestResponse = HTTPClientResponse
