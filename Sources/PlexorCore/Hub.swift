@@ -161,17 +161,6 @@ public struct Hub {
         return actions
     }
 
-    /// The earliest deadline of a parked poll, if any.
-    public var nextDeadline: NIODeadline? {
-        mutating get {
-            while let (deadline, id) = self.deadlines.first {
-                if let poll = self.polls[id], poll.deadline == deadline { return deadline }
-                _ = self.deadlines.popFirst(notAfter: deadline)
-            }
-            return nil
-        }
-    }
-
     /// Answers every parked poll with its current cursors: on shutdown, or when
     /// notifications may have been lost (the listener reconnected). Clients
     /// poll again at once and catch up from their cursors.
@@ -230,8 +219,6 @@ public struct Hub {
 /// until they surface (checked against the poll), so leaving costs nothing.
 struct DeadlineHeap {
     private var entries: [(NIODeadline, PollID)] = []
-
-    var first: (NIODeadline, PollID)? { self.entries.first }
 
     mutating func push(_ deadline: NIODeadline, _ id: PollID) {
         self.entries.append((deadline, id))

@@ -12,13 +12,6 @@ public enum NotificationPayload: Sendable {
     /// Too large for a payload: fetch message `id` from the table.
     case reference(tag: Tag, seq: Int64, id: Int64)
 
-    public var tag: Tag {
-        switch self {
-        case .message(let tagged): return tagged.tag
-        case .reference(let tag, _, _): return tag
-        }
-    }
-
     /// Parses a payload; `nil` when it is not one the trigger writes.
     public static func parse(_ bytes: UnsafeRawBufferPointer) -> NotificationPayload? {
         var reader = FieldReader(bytes: bytes)

@@ -128,14 +128,10 @@ import Testing
         _ = hub.watch(["a"])
         _ = hub.park(PollID(1), tags: ["a"], cursors: [4], deadline: .uptimeNanoseconds(1_000))
         _ = hub.park(PollID(2), tags: ["a"], cursors: [4], deadline: .uptimeNanoseconds(3_000))
-        let result10 = hub.nextDeadline
-        #expect(result10 == .uptimeNanoseconds(1_000))
         let answers = self.answers(hub.expire(now: .uptimeNanoseconds(2_000)))
         #expect(Array(answers.keys) == [PollID(1)])
         #expect(answers[PollID(1)]?.messages.isEmpty == true)
         #expect(answers[PollID(1)]?.cursors == [4])
-        let result11 = hub.nextDeadline
-        #expect(result11 == .uptimeNanoseconds(3_000))
     }
 
     @Test func forgetsAPollWhoseClientLeft() {
