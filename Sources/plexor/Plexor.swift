@@ -16,6 +16,15 @@ struct Plexor: ParsableCommand {
     )
 }
 
+/// A failure while running (not a misused flag): printed without the usage text.
+struct CommandError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
 func makeLogger(_ level: String?) throws -> Logger {
     let text = level ?? ProcessInfo.processInfo.environment["PLEXOR_LOG_LEVEL"] ?? "info"
     guard let level = Logger.Level(rawValue: text) else {
@@ -170,7 +179,7 @@ struct Serve: ParsableCommand {
     static func requireSchema(_ connection: PostgresConnection) throws {
         let hasSchema = try connection.query("SELECT to_regclass('plexor.schema_migrations') IS NOT NULL") { $0.bool(0, 0) ?? false }
         guard hasSchema else {
-            throw ValidationError("the database has no plexor schema yet: run `plexor migrate` against it first (or pass --migrate)")
+            throw CommandError("the database has no plexor schema yet: run `plexor migrate` against it first (or pass --migrate)")
         }
     }
 
