@@ -1,39 +1,96 @@
 #!/usr/bin/env bash
-# Builds release binaries, starts a gateway with its own PostgreSQL in a
-# temporary directory (loopback only), runs the benchmarks, and stops
-# everything. Usage: benchmarks/run.sh [samples] [parked-polls]
+# Runs the benchmark scenarios against Plexor and, side by side with the same
+# client and parameters, nginx with Nchan. Starts everything it needs on
+# loopback (its own PostgreSQL, a release build of plexor, nginx), stops it
+# all at the end, and writes benchmarks/results/<time>.{jsonl,md}.
+#
+# Environment: POLLS (parked and fan-out polls, default 10000), SAMPLES
+# (latency samples, 300), SECONDS_EACH (load duration, 10), SCENARIOS
+# (default "latency parked fanout cycle publish").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-samples=${1:-300}
-parked=${2:-1000}
+polls=${POLLS:-10000}
+samples=${SAMPLES:-300}
+seconds=${SECONDS_EACH:-10}
+scenarios=${SCENARIOS:-latency parked fanout cycle publish}
 
 ./scripts/install-dependencies.sh
+./benchmarks/install-tools.sh
 for product in plexor plexor-bench; do
     swift build -c release --product "$product" 2>&1 | tail -1
 done
+ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d /tmp/plexor-bench.XXXXXX)
 chmod 755 "$work"  # PostgreSQL may run as the postgres user
-port=18089
-.build/release/plexor serve --data-dir "$work/pg" --port "$port" --log-level warning > "$work/serve.log" 2>&1 &
+stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
+mkdir -p benchmarks/results
+json="benchmarks/results/$stamp.jsonl"
+plexor_port=18089
+nchan_port=18090
+
+.build/release/plexor serve --data-dir "$work/pg" --port "$plexor_port" --log-level warning \
+    --publish-token bench --max-connections 20000 --retention-max-per-tag 0 --retention-max-age 0 > "$work/plexor.log" 2>&1 &
 gateway=$!
+sed "s|@PORT@|$nchan_port|; s|@DIR@|$work|g" benchmarks/nchan.conf > "$work/nginx.conf"
+nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
 cleanup() {
     kill -TERM "$gateway" 2>/dev/null || true
     wait "$gateway" 2>/dev/null || true
+    [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    sleep 0.5
     rm -rf "$work"
 }
 trap cleanup EXIT
+
 for attempt in $(seq 1 300); do
-    curl -sf "http://127.0.0.1:$port/readyz" > /dev/null 2>&1 && break
+    curl -sf "http://127.0.0.1:$plexor_port/readyz" > /dev/null 2>&1 && break
     if [ "$attempt" -eq 300 ] || ! kill -0 "$gateway" 2>/dev/null; then
         echo "the gateway did not become ready:" >&2
-        cat "$work/serve.log" >&2
+        cat "$work/plexor.log" >&2
         exit 1
     fi
     sleep 0.1
 done
 database="host=$work/pg port=5432 user=plexor dbname=postgres"
+nchan_workers=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+plexor_args=(--server plexor --port "$plexor_port" --database-url "$database" --pid "$gateway" --source-addresses 4 --json-out "$json")
+nchan_args=(--server nchan --port "$nchan_port" --pid $nchan_workers --source-addresses 4 --json-out "$json")
 
-echo "# $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r), $(/usr/lib/postgresql/*/bin/postgres --version | head -1)"
-.build/release/plexor-bench latency --port "$port" --database-url "$database" --samples "$samples"
-.build/release/plexor-bench parked --port "$port" --pid "$gateway" --count "$parked"
+{
+    echo "{\"scenario\":\"machine\",\"cores\":$(nproc),\"kernel\":\"$(uname -r)\",\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"memory_kib\":$(grep MemTotal /proc/meminfo | awk '{print $2}'),\"postgresql\":\"$(/usr/lib/postgresql/*/bin/postgres --version | head -1)\",\"nginx\":\"$(nginx -v 2>&1 | cut -d/ -f2)\",\"nchan\":\"$(dpkg-query -W -f='${Version}' libnginx-mod-nchan)\",\"plexor\":\"$(git rev-parse --short HEAD)\",\"polls\":$polls,\"samples\":$samples,\"seconds\":$seconds}"
+} > "$json"
+
+bench=.build/release/plexor-bench
+for scenario in $scenarios; do
+    case $scenario in
+        latency)
+            $bench latency "${plexor_args[@]}" --samples "$samples"
+            $bench latency "${nchan_args[@]}" --samples "$samples" ;;
+        parked)
+            $bench parked "${plexor_args[@]}" --count "$polls"
+            $bench parked "${nchan_args[@]}" --count "$polls" ;;
+        fanout)
+            $bench fanout "${plexor_args[@]}" --count "$polls"
+            $bench fanout "${nchan_args[@]}" --count "$polls" ;;
+        cycle)
+            # Polls answered at once from a backlog, keep-alive, same load generator for both.
+            tag="bench-cycle-$RANDOM"
+            psql "$database" -qc "INSERT INTO plexor.messages (tags, data) VALUES ('{$tag}', '{\"n\":1}')"
+            curl -s -X POST -d '{"n":1}' "http://127.0.0.1:$nchan_port/pub/$tag" > /dev/null
+            for server in plexor nchan; do
+                if [ $server = plexor ]; then url="http://127.0.0.1:$plexor_port/poll?tags=$tag@0&timeout=0"; pids=$gateway
+                else url="http://127.0.0.1:$nchan_port/backlog/$tag"; pids=$nchan_workers; fi
+                rate=$(wrk -t2 -c64 -d"${seconds}s" "$url" | awk '/Requests\/sec/ {print $2}')
+                echo "[cycle · $server] $rate completed polls/s (wrk, 64 keep-alive connections)"
+                echo "{\"scenario\":\"cycle\",\"server\":\"$server\",\"polls_per_second\":$rate,\"connections\":64}" >> "$json"
+            done ;;
+        publish)
+            $bench publish "${plexor_args[@]}" --seconds "$seconds" --token bench ;;
+        *) echo "unknown scenario $scenario" >&2; exit 1 ;;
+    esac
+done
+
+python3 benchmarks/summarize.py "$json" > "benchmarks/results/$stamp.md"
+echo
+cat "benchmarks/results/$stamp.md"

@@ -8,6 +8,8 @@ public struct HTTPClientResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
     public var body: String
+    /// When the last byte arrived (read on the event loop, before any task resumes).
+    public var receivedAt: NIODeadline
 }
 
 /// A minimal HTTP/1.1 client over one keep-alive connection, for the tests
@@ -92,7 +94,8 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
         case .body(var chunk):
             self.body.writeBuffer(&chunk)
         case .end:
-            let response = HTTPClientResponse(status: self.head!.status, headers: self.head!.headers, body: String(buffer: self.body))
+            let response = HTTPClientResponse(status: self.head!.status, headers: self.head!.headers,
+                                              body: String(buffer: self.body), receivedAt: .now())
             let promise = self.lock.withLock { () -> EventLoopPromise<HTTPClientResponse>? in
                 defer { self.promise = nil }
                 return self.promise

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import PlexorHTTPClient
+
+/// Publish → poll response, one message at a time to one parked client.
+struct Latency: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time from publishing until the parked poll has its answer.")
+
+    @OptionGroup var target: TargetOptions
+    @OptionGroup var results: ResultOptions
+    @Option(help: "Number of messages to time.") var samples = 300
+
+    func run() async throws {
+        let tag = "bench-latency-\(UInt32.random(in: 0...UInt32.max))"
+        let client = try await self.target.connect(index: 0)
+        let status = try await self.target.connect(index: 0)
+        let publisher = try await self.target.makePublisher()
+        var latencies: [Double] = []
+        for index in 0..<self.samples {
+            let uri = self.target.waitURI(tag: tag, timeout: 30)
+            let pending = Task { try await client.get(uri) }
+            // Publish only once the poll waits, as a parked client's would be.
+            try await waitForWaiting(1, target: self.target, status: status)
+            let start = NIODeadline.now()
+            try await publisher.publish(tag: tag, data: "{\"n\":\(index)}")
+            let response = try await pending.value
+            guard response.status == .ok else { throw ValidationError("poll answered \(response.status)") }
+            latencies.append((response.receivedAt - start).milliseconds)
+        }
+        let statistics = Statistics(latencies)
+        try self.results.record("latency", server: self.target.server.rawValue, [
+            "samples": self.samples, "median_ms": statistics.median, "p99_ms": statistics.percentile(0.99), "worst_ms": statistics.worst,
+        ], summary: statistics.row(label: "publish → response (ms) over \(self.samples) messages"))
+        await client.close()
+        await status.close()
+    }
+}

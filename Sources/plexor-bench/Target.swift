@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import PlexorHTTPClient
+import PlexorPostgres
+
+enum ServerKind: String, ExpressibleByArgument, CaseIterable {
+    case plexor, nchan
+}
+
+/// The server under test and how to talk to it, so every scenario runs the
+/// same client against Plexor and Nchan.
+struct TargetOptions: ParsableArguments {
+    @Option(help: "plexor or nchan.") var server: ServerKind = .plexor
+    @Option(help: "Server host.") var host = "127.0.0.1"
+    @Option(help: "Server port.") var port = 8080
+    @Option(help: "libpq connection string of the gateway's database (plexor).") var databaseURL: String?
+    @Option(parsing: .upToNextOption, help: "Process ids whose CPU and memory are measured (the gateway, or nginx's workers).")
+    var pid: [Int32] = []
+    @Option(help: "Loopback source addresses to spread client connections over (127.0.0.1, 127.0.0.2, …).")
+    var sourceAddresses = 1
+
+    /// The request that waits for the next message on `tag`.
+    func waitURI(tag: String, timeout: Int = 60) -> String {
+        switch self.server {
+        case .plexor: return "/poll?tags=\(tag)&timeout=\(timeout)"
+        case .nchan: return "/sub/\(tag)"
+        }
+    }
+
+    func connect(index: Int, group: EventLoopGroup = HTTPClientConnection.group) async throws -> HTTPClientConnection {
+        try await HTTPClientConnection.connect(port: self.port, host: self.host,
+                                               localAddress: "127.0.0.\(1 + index % max(1, self.sourceAddresses))",
+                                               group: group)
+    }
+
+    /// A publisher for this server: SQL INSERT for Plexor, HTTP POST for Nchan.
+    func makePublisher() async throws -> Publisher {
+        switch self.server {
+        case .plexor:
+            guard let databaseURL else { throw ValidationError("--database-url is required for plexor") }
+            return .sql(try PostgresConnection(databaseURL))
+        case .nchan:
+            return .http(try await self.connect(index: 0))
+        }
+    }
+
+    /// Polls waiting right now, as the server counts them.
+    func waitingCount(_ connection: HTTPClientConnection) async throws -> Int {
+        switch self.server {
+        case .plexor:
+            return try Self.figure("plexor_polls_parked", in: await connection.get("/metrics").body, separator: " ")
+        case .nchan:
+            return try Self.figure("subscribers", in: await connection.get("/status").body, separator: ": ")
+        }
+    }
+
+    private static func figure(_ name: String, in text: String, separator: String) throws -> Int {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + separator) {
+            if let value = Int(line.dropFirst(name.count + separator.count).trimmingCharacters(in: .whitespaces)) {
+                return value
+            }
+        }
+        throw ValidationError("no \(name) in the server's status")
+    }
+
+    func processFigures() throws -> ProcessFigures {
+        try ProcessFigures(pids: self.pid)
+    }
+}
+
+enum Publisher {
+    case sql(PostgresConnection)
+    case http(HTTPClientConnection)
+
+    func publish(tag: String, data: String) async throws {
+        switch self {
+        case .sql(let connection):
+            try connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", data])
+        case .http(let connection):
+            let response = try await connection.request(.POST, "/pub/\(tag)", body: data)
+            guard response.status.code < 300 else { throw ValidationError("publish answered \(response.status)") }
+        }
+    }
+}
+
+/// CPU time and resident memory of a set of processes, from /proc.
+struct ProcessFigures {
+    /// User + system CPU, in seconds.
+    var cpuSeconds: Double
+    var residentBytes: Int
+
+    init(pids: [Int32]) throws {
+        var ticks = 0
+        var resident = 0
+        for pid in pids {
+            let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+            // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+            let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+            ticks += Int(fields[11])! + Int(fields[12])!
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) {
+                resident += Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])! * 1024
+            }
+        }
+        self.cpuSeconds = Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        self.residentBytes = resident
+    }
+}
+
+struct Statistics {
+    let sorted: [Double]
+
+    init(_ values: [Double]) {
+        self.sorted = values.sorted()
+    }
+
+    func percentile(_ fraction: Double) -> Double {
+        guard !self.sorted.isEmpty else { return .nan }
+        return self.sorted[min(self.sorted.count - 1, Int((Double(self.sorted.count) * fraction).rounded(.down)))]
+    }
+
+    var median: Double { self.percentile(0.5) }
+    var worst: Double { self.sorted.last ?? .nan }
+
+    func row(label: String) -> String {
+        "\(label): median \(format(self.median))  p90 \(format(self.percentile(0.9)))  p99 \(format(self.percentile(0.99)))  worst \(format(self.worst))"
+    }
+}
+
+func format(_ value: Double, digits: Int = 3) -> String {
+    String(format: "%.\(digits)f", value)
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
+
+extension TimeAmount {
+    var milliseconds: Double { Double(self.nanoseconds) / 1e6 }
+}
+
+/// Waits, bounded, until the server counts `count` waiting polls.
+func waitForWaiting(_ count: Int, target: TargetOptions, status: HTTPClientConnection, timeout: Duration = .seconds(120)) async throws {
+    let start = ContinuousClock.now
+    while try await target.waitingCount(status) < count {
+        guard ContinuousClock.now - start < timeout else {
+            throw ValidationError("only \(try await target.waitingCount(status)) of \(count) polls are waiting after \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
