@@ -5,14 +5,21 @@ public struct LogEntry: Sendable {
     public var seq: Int64
     public var id: Int64
     public var time: String
-    /// The message's data, or `nil` when `only_for` hides it from this poll.
-    public var data: ByteBuffer?
+    public var data: ByteBuffer
+    public var onlyFor: [Tag]?
 
-    public init(seq: Int64, id: Int64, time: String, data: ByteBuffer?) {
+    public init(seq: Int64, id: Int64, time: String, data: ByteBuffer, onlyFor: [Tag]?) {
         self.seq = seq
         self.id = id
         self.time = time
         self.data = data
+        self.onlyFor = onlyFor
+    }
+
+    /// Whether a poll listing `pollTags` may see this entry.
+    func isVisible(to pollTags: [Tag]) -> Bool {
+        guard let onlyFor = self.onlyFor else { return true }
+        return onlyFor.contains(where: pollTags.contains)
     }
 }
 
@@ -52,6 +59,7 @@ public enum CatchUp {
         var moreWaiting = false
         var visibleByTag: [[Int64]] = []
         var messages: [Int64: Message] = [:]
+        let pollTags = request.map(\.tag)
 
         for (item, window) in zip(request, windows) {
             var cursor: Int64
@@ -70,13 +78,13 @@ public enum CatchUp {
             var visible: [Int64] = []
             for entry in window.entries where entry.seq > cursor {
                 cursor = entry.seq
-                guard let data = entry.data else { continue }
+                guard entry.isVisible(to: pollTags) else { continue }
                 visible.append(entry.id)
                 let seq = TagSeq(tag: item.tag, seq: entry.seq)
                 if messages[entry.id] != nil {
                     messages[entry.id]!.seqs.append(seq)
                 } else {
-                    messages[entry.id] = Message(id: entry.id, time: entry.time, seqs: [seq], onlyFor: nil, data: data)
+                    messages[entry.id] = Message(id: entry.id, time: entry.time, seqs: [seq], onlyFor: entry.onlyFor, data: entry.data)
                 }
             }
             if window.entries.count >= maximumPerTag, cursor < window.lastSeq {

@@ -15,9 +15,12 @@ public struct PollID: Hashable, Sendable, CustomStringConvertible {
 /// event returns what the caller must do.
 ///
 /// A poll's life: its tags are `watch`ed (the first watcher of a tag on this
-/// loop makes the listener LISTEN), catch-up runs, then the poll is `park`ed
-/// with its cursors until a notification, its deadline, or a release answers
-/// it; finally its tags are `unwatch`ed.
+/// loop makes the listener LISTEN), catch-up runs — from the tag's recent log
+/// when it covers the cursors, else from the database — then the poll is
+/// `park`ed with its cursors until a notification, its deadline, or a
+/// release answers it; finally its tags are `unwatch`ed. A tag stays watched
+/// for a linger after its last poll leaves, so the client's next poll finds
+/// its recent log.
 public struct Hub {
     struct ParkedPoll {
         var tags: [Tag]
@@ -33,6 +36,10 @@ public struct Hub {
         /// The highest seq notified for this tag while it was watched.
         var lastNotifiedSeq: Int64 = 0
         var parked: Set<PollID> = []
+        /// What this loop knows of the tag's log without asking the database.
+        var recent: RecentLog?
+        /// Since when nobody watches the tag (it lingers until `releaseIdle`).
+        var idleSince: NIODeadline?
     }
 
     public enum ParkResult: Equatable, Sendable {
@@ -52,28 +59,42 @@ public struct Hub {
     private var tagStates: [Tag: TagState] = [:]
     private var polls: [PollID: ParkedPoll] = [:]
     private var deadlines = DeadlineHeap()
+    /// Tags that became idle, oldest first (entries may be stale: checked when popped).
+    private var idleQueue: [(Tag, NIODeadline)] = []
+    private var idleQueueStart = 0
+    private let recentLimit: Int
+    private let linger: TimeAmount
 
-    public init() {}
+    /// `recentLimit`: messages kept per tag for polls that are slightly behind.
+    /// `linger`: how long an unwatched tag keeps its state (and stays LISTENed).
+    public init(recentLimit: Int = 32, linger: TimeAmount = .seconds(30)) {
+        self.recentLimit = recentLimit
+        self.linger = linger
+    }
 
     public var parkedCount: Int { self.polls.count }
     public var watchedTagCount: Int { self.tagStates.count }
 
     // MARK: Interest
 
-    /// Counts one more watcher for each tag; returns the tags watched for the first time.
+    /// Counts one more watcher for each tag; returns the tags this loop did
+    /// not know (the listener must be asked for them).
     public mutating func watch(_ tags: [Tag]) -> [Tag] {
         var added: [Tag] = []
         for tag in tags {
-            let first = self.tagStates[tag] == nil
-            self.tagStates[tag, default: TagState()].watchers += 1
-            if first { added.append(tag) }
+            if self.tagStates[tag] == nil {
+                self.tagStates[tag] = TagState()
+                added.append(tag)
+            }
+            self.tagStates[tag]!.watchers += 1
+            self.tagStates[tag]!.idleSince = nil
         }
         return added
     }
 
-    /// Counts one watcher less for each tag; returns the tags no longer watched.
-    public mutating func unwatch(_ tags: [Tag]) -> [Tag] {
-        var removed: [Tag] = []
+    /// Counts one watcher less for each tag. A tag left with none lingers
+    /// (see `releaseIdle`).
+    public mutating func unwatch(_ tags: [Tag], now: NIODeadline) {
         for tag in tags {
             guard var state = self.tagStates[tag] else {
                 preconditionFailure("unwatch of \(tag), which is not watched")
@@ -81,13 +102,62 @@ public struct Hub {
             state.watchers -= 1
             if state.watchers == 0 {
                 precondition(state.parked.isEmpty, "a tag with parked polls lost its last watcher")
+                state.idleSince = now
+                self.idleQueue.append((tag, now))
+            }
+            self.tagStates[tag] = state
+        }
+    }
+
+    /// Forgets tags idle for longer than the linger; returns them (the
+    /// listener may stop sending them to this loop).
+    public mutating func releaseIdle(now: NIODeadline) -> [Tag] {
+        var released: [Tag] = []
+        while self.idleQueueStart < self.idleQueue.count {
+            let (tag, since) = self.idleQueue[self.idleQueueStart]
+            guard now - since >= self.linger else { break }
+            self.idleQueueStart += 1
+            if let state = self.tagStates[tag], state.watchers == 0, state.idleSince == since {
                 self.tagStates[tag] = nil
-                removed.append(tag)
-            } else {
-                self.tagStates[tag] = state
+                released.append(tag)
             }
         }
-        return removed
+        if self.idleQueueStart > 1024 && self.idleQueueStart * 2 > self.idleQueue.count {
+            self.idleQueue.removeFirst(self.idleQueueStart)
+            self.idleQueueStart = 0
+        }
+        return released
+    }
+
+    // MARK: Recent logs
+
+    /// Answers a catch-up from the tags' recent logs, or `nil` when one of
+    /// them does not cover its cursor (then the database must be asked).
+    public func catchUpFromRecent(_ request: [TagCursor], maximumPerTag: Int) -> CatchUp.Outcome? {
+        var windows: [TagLogWindow] = []
+        windows.reserveCapacity(request.count)
+        for item in request {
+            guard let recent = self.tagStates[item.tag]?.recent else { return nil }
+            guard let window = recent.window(after: item.cursor, tag: item.tag) else { return nil }
+            windows.append(window)
+        }
+        return CatchUp.resolve(request, windows: windows, maximumPerTag: maximumPerTag)
+    }
+
+    /// Learns each tag's log from a database catch-up read in one snapshot,
+    /// where nothing newer was notified meanwhile and the read reached the
+    /// tag's last seq. Only call with reads made while the listener's
+    /// connection stayed the same.
+    public mutating func learn(_ request: [TagCursor], windows: [TagLogWindow], maximumPerTag: Int) {
+        for (item, window) in zip(request, windows) {
+            guard var state = self.tagStates[item.tag], state.recent == nil,
+                  state.lastNotifiedSeq <= window.lastSeq else { continue }
+            let reachedHead = window.entries.last.map { $0.seq == window.lastSeq }
+                ?? (item.cursor.map { $0 >= window.lastSeq } ?? true)
+            guard reachedHead else { continue }
+            state.recent = RecentLog(head: window.lastSeq, entries: window.entries.suffix(self.recentLimit))
+            self.tagStates[item.tag] = state
+        }
     }
 
     // MARK: Parking
@@ -122,6 +192,9 @@ public struct Hub {
         for tagged in batch {
             guard var state = self.tagStates[tagged.tag] else { continue }
             state.lastNotifiedSeq = max(state.lastNotifiedSeq, tagged.seq)
+            if state.recent != nil, !state.recent!.append(tagged, limit: self.recentLimit) {
+                state.recent = nil  // a gap: this loop no longer knows the log
+            }
             self.tagStates[tagged.tag] = state
             for id in state.parked {
                 guard var poll = self.polls[id] else { continue }
@@ -161,16 +234,20 @@ public struct Hub {
         return actions
     }
 
-    /// Answers every parked poll with its current cursors: on shutdown, or when
-    /// notifications may have been lost (the listener reconnected). Clients
-    /// poll again at once and catch up from their cursors.
+    /// Answers every parked poll with its current cursors and forgets every
+    /// recent log: on shutdown, or when notifications may have been lost (the
+    /// listener reconnected). Clients poll again at once and catch up from
+    /// their cursors.
     public mutating func releaseAll() -> [Action] {
         let actions = self.polls.map { id, poll in
             Action.answer(id, PollAnswer(messages: poll.pending, tags: poll.tags, cursors: poll.cursors))
         }
         self.polls.removeAll()
         self.deadlines = DeadlineHeap()
-        for tag in Array(self.tagStates.keys) { self.tagStates[tag]!.parked.removeAll() }
+        for tag in Array(self.tagStates.keys) {
+            self.tagStates[tag]!.parked.removeAll()
+            self.tagStates[tag]!.recent = nil
+        }
         return actions
     }
 

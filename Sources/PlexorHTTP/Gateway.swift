@@ -56,7 +56,8 @@ public final class Gateway: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        let listener = Listener(connectionString: configuration.connectionString, linger: configuration.listenLinger, logger: logger)
+        // The hub shards hold a tag for the linger; the listener only bridges moves between loops.
+        let listener = Listener(connectionString: configuration.connectionString, linger: .seconds(1), logger: logger)
         let pool = PostgresPool(connectionString: configuration.connectionString, size: configuration.queryConnections)
         let metrics = self.metrics
         self.group = group

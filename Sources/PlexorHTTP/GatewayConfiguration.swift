@@ -25,7 +25,7 @@ public struct GatewayConfiguration: Sendable {
     public var queryConnections = 4
     public var retention = RetentionPolicy(maximumAgeSeconds: 86_400, maximumPerTag: 10_000)
     public var retentionInterval: TimeAmount = .seconds(60)
-    /// How long a tag nobody waits for stays LISTENed.
+    /// How long a tag nobody waits for stays LISTENed (with its recent log kept).
     public var listenLinger: TimeAmount = .seconds(30)
     /// Event loops (each with its hub shard); defaults to one per core.
     public var eventLoopThreads = System.coreCount

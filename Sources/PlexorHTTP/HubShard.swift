@@ -32,7 +32,7 @@ final class HubShard: NotificationSink, @unchecked Sendable {
     private let configuration: GatewayConfiguration
     private let metrics: GatewayMetrics
     private let logger: Logger
-    private var hub = Hub()
+    private var hub: Hub
     private var encoder = AnswerEncoder()
     private var active: [PollID: ActivePoll] = [:]
     private var nextID: UInt64 = 0
@@ -49,12 +49,15 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        self.hub = Hub(linger: configuration.listenLinger)
     }
 
     /// Starts the coarse timeout sweep (one timer per loop, not per poll).
     func start() {
         self.sweep = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
-            self.perform(self.hub.expire(now: .now()))
+            let now = NIODeadline.now()
+            self.perform(self.hub.expire(now: now))
+            self.listener.release(self.hub.releaseIdle(now: now), sink: self.index)
         }
     }
 
@@ -102,17 +105,23 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         self.sweep = nil
     }
 
+    /// Brings a poll up to date: from the tags' recent logs when they cover
+    /// its cursors, else from the database; then answers or parks it.
     private func catchUp(_ id: PollID, cursors: [TagCursor]) {
         guard var poll = self.active[id] else { return }
         let newTags = poll.newTags
         poll.newTags = []
         self.active[id] = poll
         let limit = self.configuration.catchUpLimitPerTag
-        self.metrics.catchUps.add(1, ordering: .relaxed)
         self.listener.subscribe(newTags: newTags, allTags: poll.tags, sink: self.index, on: self.loop)
-            .flatMap { epoch in
-                self.pool.withConnection(on: self.loop) { connection in
-                    (epoch, try connection.catchUp(cursors, maximumPerTag: limit))
+            .flatMap { epoch -> EventLoopFuture<(UInt64, CatchUpSource)> in
+                // On the loop, with LISTEN in place: the recent logs, if they cover the cursors.
+                if let outcome = self.hub.catchUpFromRecent(cursors, maximumPerTag: limit) {
+                    return self.loop.makeSucceededFuture((epoch, .recentLogs(outcome)))
+                }
+                self.metrics.catchUps.add(1, ordering: .relaxed)
+                return self.pool.withConnection(on: self.loop) { connection in
+                    (epoch, .database(try connection.catchUp(cursors, maximumPerTag: limit)))
                 }
             }
             .whenComplete { result in
@@ -120,13 +129,26 @@ final class HubShard: NotificationSink, @unchecked Sendable {
             }
     }
 
-    private func caughtUp(_ id: PollID, cursors: [TagCursor], result: Result<(UInt64, [TagLogWindow]), Error>) {
+    private enum CatchUpSource {
+        case recentLogs(CatchUp.Outcome)
+        case database([TagLogWindow])
+    }
+
+    private func caughtUp(_ id: PollID, cursors: [TagCursor], result: Result<(UInt64, CatchUpSource), Error>) {
         guard let poll = self.active[id] else { return }  // the client went away meanwhile
+        let limit = self.configuration.catchUpLimitPerTag
         let epoch: UInt64
-        let windows: [TagLogWindow]
+        let outcome: CatchUp.Outcome
         switch result {
-        case .success(let value):
-            (epoch, windows) = value
+        case .success((let readEpoch, .database(let windows))):
+            epoch = readEpoch
+            if self.listener.isCurrent(epoch) {
+                self.hub.learn(cursors, windows: windows, maximumPerTag: limit)
+            }
+            outcome = CatchUp.resolve(cursors, windows: windows, maximumPerTag: limit)
+        case .success((let readEpoch, .recentLogs(let recent))):
+            epoch = readEpoch
+            outcome = recent
         case .failure(let error):
             self.logger.warning("catch-up failed", metadata: ["error": "\(error)"])
             self.metrics.pollsFailed.add(1, ordering: .relaxed)
@@ -134,7 +156,7 @@ final class HubShard: NotificationSink, @unchecked Sendable {
             self.finish(id)
             return
         }
-        switch CatchUp.resolve(cursors, windows: windows, maximumPerTag: self.configuration.catchUpLimitPerTag) {
+        switch outcome {
         case .answer(let answer):
             self.answer(id, answer)
         case .park(let parkCursors):
@@ -187,8 +209,8 @@ final class HubShard: NotificationSink, @unchecked Sendable {
 
     private func finish(_ id: PollID) {
         guard let poll = self.active.removeValue(forKey: id) else { return }
-        let unwatched = self.hub.unwatch(poll.tags)
-        self.listener.release(unwatched, sink: self.index)
+        // The tags linger on this loop; the sweep releases them to the listener.
+        self.hub.unwatch(poll.tags, now: .now())
     }
 
     // MARK: NotificationSink (listener threads)

@@ -31,7 +31,7 @@ extension PostgresConnection {
         let tags = ArrayLiteral.make(request.map { Optional($0.tag.name) })
         let cursors = ArrayLiteral.make(request.map(\.cursor))
         return try self.query(
-            "SELECT tag, last_seq, first_seq, seq, id, at, data, visible FROM plexor.catch_up($1, $2, $3)",
+            "SELECT tag, last_seq, first_seq, seq, id, at, data, only_for FROM plexor.catch_up($1, $2, $3)",
             [tags, cursors, String(maximumPerTag)]
         ) { rows in
             var windows: [TagLogWindow] = []
@@ -47,7 +47,8 @@ extension PostgresConnection {
                         seq: rows.int64(row, 3)!,
                         id: rows.int64(row, 4)!,
                         time: rows.string(row, 5)!,
-                        data: rows.bool(row, 7)! ? rows.bytes(row, 6) : nil
+                        data: rows.bytes(row, 6)!,
+                        onlyFor: rows.tagArray(row, 7)?.map(Tag.init(trusted:))
                     )
                     windows[windows.count - 1].entries.append(entry)
                 }

@@ -45,7 +45,7 @@ import Testing
     @Test func movesPastHiddenMessagesWithoutAnswering() throws {
         let outcome = CatchUp.resolve(self.request([("chat", 1)]),
                                       windows: [TagLogWindow(tag: "chat", lastSeq: 3, firstSeq: 1,
-                                                             entries: [entry(2, id: 20, data: nil), entry(3, id: 30, data: nil)])],
+                                                             entries: [hiddenEntry(2, id: 20), hiddenEntry(3, id: 30)])],
                                       maximumPerTag: 100)
         let cursors = try self.parked(outcome)
         #expect(cursors == [3])
@@ -54,7 +54,7 @@ import Testing
     @Test func answersAtOnceWhenMoreIsWaitingThanOneReadReturns() throws {
         let outcome = CatchUp.resolve(self.request([("chat", 0)]),
                                       windows: [TagLogWindow(tag: "chat", lastSeq: 50, firstSeq: 1,
-                                                             entries: [entry(1, id: 1, data: nil), entry(2, id: 2, data: nil)])],
+                                                             entries: [hiddenEntry(1, id: 1), hiddenEntry(2, id: 2)])],
                                       maximumPerTag: 2)
         let answer = try self.answer(outcome)
         #expect(answer.messages.isEmpty)

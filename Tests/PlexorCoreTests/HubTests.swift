@@ -11,17 +11,97 @@ import Testing
         return result
     }
 
-    @Test func countsWatchersPerTag() {
+    @Test func keepsAnUnwatchedTagForTheLingerThenReleasesIt() {
+        var hub = Hub(linger: .seconds(30))
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let first = hub.watch(["a", "b"])
+        #expect(first == ["a", "b"])
+        let second = hub.watch(["b", "c"])
+        #expect(second == ["c"])
+        hub.unwatch(["a", "b"], now: start)
+        hub.unwatch(["b", "c"], now: start + .seconds(10))
+        // Watched again while lingering: not new, and no longer idle.
+        let again = hub.watch(["c"])
+        #expect(again.isEmpty)
+        let early = hub.releaseIdle(now: start + .seconds(29))
+        #expect(early.isEmpty)
+        let firstRelease = hub.releaseIdle(now: start + .seconds(30))
+        #expect(firstRelease == ["a"])
+        let secondRelease = hub.releaseIdle(now: start + .seconds(60))
+        #expect(secondRelease == ["b"])
+        #expect(hub.watchedTagCount == 1)
+    }
+
+    @Test func catchesUpFromTheRecentLogOnceADatabaseReadEstablishedIt() throws {
         var hub = Hub()
-        let result1 = hub.watch(["a", "b"])
-        #expect(result1 == ["a", "b"])
-        let result2 = hub.watch(["b", "c"])
-        #expect(result2 == ["c"])
-        let result3 = hub.unwatch(["b", "c"])
-        #expect(result3 == ["c"])
-        let result4 = hub.unwatch(["a", "b"])
-        #expect(result4 == ["a", "b"])
-        #expect(hub.watchedTagCount == 0)
+        _ = hub.watch(["a"])
+        let request = [TagCursor(tag: "a", cursor: 3)]
+        #expect(hub.catchUpFromRecent(request, maximumPerTag: 100) == nil)
+        hub.learn(request, windows: [TagLogWindow(tag: "a", lastSeq: 5, firstSeq: 1, entries: [entry(4, id: 40), entry(5, id: 50)])],
+                  maximumPerTag: 100)
+        // A notification extends it.
+        _ = hub.deliver([notification("a", message(60, [("a", 6)]))])
+        guard case .answer(let answer)? = hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 4)], maximumPerTag: 100) else {
+            Issue.record("expected an answer from the recent log")
+            return
+        }
+        #expect(answer.messages.map(\.id) == [50, 60])
+        #expect(answer.cursors == [6])
+        guard case .park(let cursors)? = hub.catchUpFromRecent([TagCursor(tag: "a", cursor: nil)], maximumPerTag: 100) else {
+            Issue.record("expected to park at the head")
+            return
+        }
+        #expect(cursors == [6])
+        // Older than what it holds, or ahead of the head: the database must answer.
+        #expect(hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 2)], maximumPerTag: 100) == nil)
+        #expect(hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 7)], maximumPerTag: 100) == nil)
+    }
+
+    @Test func appliesOnlyForToEntriesFromTheRecentLog() {
+        var hub = Hub()
+        _ = hub.watch(["room", "admins"])
+        hub.learn([TagCursor(tag: "room", cursor: nil), TagCursor(tag: "admins", cursor: nil)],
+                  windows: [TagLogWindow(tag: "room", lastSeq: 0, firstSeq: 1), TagLogWindow(tag: "admins", lastSeq: 0, firstSeq: 1)],
+                  maximumPerTag: 100)
+        _ = hub.deliver([notification("room", message(1, [("room", 1)], onlyFor: ["admins"]))])
+        guard case .park(let cursors)? = hub.catchUpFromRecent([TagCursor(tag: "room", cursor: 0)], maximumPerTag: 100) else {
+            Issue.record("a visitor must not see it, only move past it")
+            return
+        }
+        #expect(cursors == [1])
+        guard case .answer(let answer)? = hub.catchUpFromRecent([TagCursor(tag: "room", cursor: 0), TagCursor(tag: "admins", cursor: 0)],
+                                                                maximumPerTag: 100) else {
+            Issue.record("an admin must see it")
+            return
+        }
+        #expect(answer.messages.map(\.id) == [1])
+    }
+
+    @Test func forgetsTheRecentLogAtAGapOrARelease() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        let atHead = [TagCursor(tag: "a", cursor: 5)]
+        hub.learn(atHead, windows: [TagLogWindow(tag: "a", lastSeq: 5, firstSeq: 1)], maximumPerTag: 100)
+        #expect(hub.catchUpFromRecent(atHead, maximumPerTag: 100) != nil)
+        _ = hub.deliver([notification("a", message(7, [("a", 7)]))])
+        #expect(hub.catchUpFromRecent(atHead, maximumPerTag: 100) == nil)
+        hub.learn(atHead, windows: [TagLogWindow(tag: "a", lastSeq: 7, firstSeq: 1, entries: [entry(6, id: 6), entry(7, id: 7)])],
+                  maximumPerTag: 100)
+        #expect(hub.catchUpFromRecent(atHead, maximumPerTag: 100) != nil)
+        _ = hub.releaseAll()
+        #expect(hub.catchUpFromRecent(atHead, maximumPerTag: 100) == nil)
+    }
+
+    @Test func doesNotLearnFromAReadOlderThanANotificationOrShortOfTheHead() {
+        var hub = Hub()
+        _ = hub.watch(["a"])
+        _ = hub.deliver([notification("a", message(9, [("a", 9)]))])
+        hub.learn([TagCursor(tag: "a", cursor: 8)], windows: [TagLogWindow(tag: "a", lastSeq: 8, firstSeq: 1)], maximumPerTag: 100)
+        #expect(hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 8)], maximumPerTag: 100) == nil)
+        // A read cut short by the per-tag limit does not reach the head either.
+        hub.learn([TagCursor(tag: "a", cursor: 0)], windows: [TagLogWindow(tag: "a", lastSeq: 20, firstSeq: 1, entries: [entry(1, id: 1)])],
+                  maximumPerTag: 1)
+        #expect(hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 1)], maximumPerTag: 100) == nil)
     }
 
     @Test func wakesOnlyThePollsWaitingOnTheTag() {

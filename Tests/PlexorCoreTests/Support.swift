@@ -19,6 +19,11 @@ func notification(_ tag: Tag, _ message: Message) -> TaggedMessage {
     TaggedMessage(tag: tag, seq: message.seq(for: tag)!, message: message)
 }
 
-func entry(_ seq: Int64, id: Int64, data: String? = "1") -> LogEntry {
-    LogEntry(seq: seq, id: id, time: "2026-11-26T10:00:00.000000Z", data: data.map { ByteBuffer(string: $0) })
+func entry(_ seq: Int64, id: Int64, data: String = "1", onlyFor: [Tag]? = nil) -> LogEntry {
+    LogEntry(seq: seq, id: id, time: "2026-11-26T10:00:00.000000Z", data: ByteBuffer(string: data), onlyFor: onlyFor)
+}
+
+/// An entry that `only_for` hides from every poll in these tests.
+func hiddenEntry(_ seq: Int64, id: Int64) -> LogEntry {
+    entry(seq, id: id, onlyFor: ["nobody-listens-here"])
 }

@@ -275,3 +275,32 @@ final class PublisherGroup: @unchecked Sendable {
         if let error = self.lock.withLock({ self.errors.first }) { throw error }
     }
 }
+
+/// The recent log: polls whose cursors it covers skip the database.
+@Suite struct RecentLogTests {
+    @Test func aClientPollingAgainAtTheHeadIsParkedWithoutADatabaseRead() async throws {
+        let gateway = try startGateway { $0.eventLoopThreads = 1 }
+        defer { gateway.shutdown() }
+        let tag = uniqueTag()
+        let publisher = try SQLPublisher()
+        let client = try await TestHTTPClient.connect(port: gateway.localPort)
+        defer { Task { await client.close() } }
+        let first = try Answer(await client.get("/poll?tags=\(tag)&timeout=0"))
+        let readsBefore = gateway.metrics.catchUps.load(ordering: .relaxed)
+        var cursor = first.cursors[tag]!
+        for index in 1...20 {
+            let uri = "/poll?tags=\(tag)@\(cursor)&timeout=30"
+            async let next = client.get(uri)
+            try await waitUntil("the poll is parked") { gateway.parked == 1 }
+            try publisher.insert([tag], String(index))
+            let answer = try Answer(await next)
+            #expect(answer.messages.map { $0.tags[tag]! } == [cursor + 1])
+            cursor = answer.cursors[tag]!
+        }
+        #expect(gateway.metrics.catchUps.load(ordering: .relaxed) == readsBefore)
+        // A poll slightly behind is answered from the recent log too, with the right messages.
+        let behind = try Answer(await client.get("/poll?tags=\(tag)@\(cursor - 3)"))
+        #expect(behind.messages.map(\.dataJSON) == ["18", "19", "20"])
+        #expect(gateway.metrics.catchUps.load(ordering: .relaxed) == readsBefore)
+    }
+}

@@ -40,7 +40,8 @@ import Testing
         }
         let applied = try results.values.map { try $0.get() }
         #expect(applied.filter { !$0.isEmpty }.count == 1)
-        #expect(try PostgresConnection(target).query("SELECT count(*) FROM plexor.schema_migrations") { $0.int64(0, 0) } == 1)
+        let recorded = try PostgresConnection(target).query("SELECT count(*) FROM plexor.schema_migrations") { $0.int64(0, 0) }
+        #expect(recorded == Int64(try Migrator.bundledMigrations().count))
     }
 
     @Test func givesEachTagGaplessSeqsAcrossRowsAndStatements() throws {
@@ -115,7 +116,7 @@ import Testing
         #expect(try self.count("SELECT count(*) FROM plexor.tags WHERE tag = $1", [good]) == 0)
     }
 
-    @Test func catchUpReadsHeadsEntriesAndVisibility() throws {
+    @Test func catchUpReadsHeadsEntriesAndOnlyFor() throws {
         let room = uniqueTag(), admins = uniqueTag(), empty = uniqueTag()
         try self.connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, '\"one\"')", ["{\(room)}"])
         try self.connection.execute("INSERT INTO plexor.messages (tags, data, only_for) VALUES ($1, '\"secret\"', $2)", ["{\(room)}", "{\(admins)}"])
@@ -124,10 +125,11 @@ import Testing
         let windows = try self.connection.catchUp(request, maximumPerTag: 100)
         #expect(windows.map(\.lastSeq) == [3, 0])
         #expect(windows[0].entries.map(\.seq) == [1, 2, 3])
-        #expect(windows[0].entries.map { $0.data.map { String(buffer: $0) } } == ["\"one\"", nil, "\"three\""])
+        #expect(windows[0].entries.map { String(buffer: $0.data) } == ["\"one\"", "\"secret\"", "\"three\""])
+        #expect(windows[0].entries.map { $0.onlyFor?.map(\.name) } == [nil, [admins], nil])
         let asAdmin = try self.connection.catchUp([TagCursor(tag: Tag(trusted: room), cursor: 1), TagCursor(tag: Tag(trusted: admins), cursor: nil)],
                                                   maximumPerTag: 1)
-        #expect(asAdmin[0].entries.map { $0.data.map { String(buffer: $0) } } == ["\"secret\""])
+        #expect(asAdmin[0].entries.map { String(buffer: $0.data) } == ["\"secret\""])
     }
 
     @Test func trimsByCountFromTheFrontOfEachTag() throws {
