@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Before/after: runs the same Plexor scenarios against two plexor binaries
+# (each with its own PostgreSQL), interleaved in one run so the noisy
+# machine affects both alike. Usage: benchmarks/ab.sh BEFORE_BIN AFTER_BIN
+# Environment: SAMPLES (300), SECONDS_EACH (10), POLLS (2000), ROUNDS (2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+before=$1
+after=$2
+samples=${SAMPLES:-300}
+seconds=${SECONDS_EACH:-10}
+polls=${POLLS:-2000}
+rounds=${ROUNDS:-2}
+
+./benchmarks/install-tools.sh
+swift build -c release --product plexor-bench 2>&1 | tail -1
+ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d /tmp/plexor-ab.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+start() {  # name binary port
+    "$2" serve --data-dir "$work/$1" --port "$3" --log-level warning --max-connections 20000 \
+        --retention-max-per-tag 0 --retention-max-age 0 > "$work/$1.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 300); do
+        curl -sf "http://127.0.0.1:$3/readyz" > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    cat "$work/$1.log" >&2
+    return 1
+}
+start before "$before" 18101
+start after "$after" 18102
+
+bench=.build/release/plexor-bench
+for round in $(seq 1 "$rounds"); do
+    for side in before after; do
+        if [ $side = before ]; then port=18101; pid=${pids[0]}; else port=18102; pid=${pids[1]}; fi
+        database="host=$work/$side port=5432 user=plexor dbname=postgres"
+        args=(--server plexor --port "$port" --database-url "$database" --pid "$pid")
+        echo "== round $round, $side"
+        $bench latency "${args[@]}" --samples "$samples"
+        $bench fanout "${args[@]}" --count "$polls"
+        tag="ab-cycle-$RANDOM"
+        psql "$database" -qc "INSERT INTO plexor.messages (tags, data) VALUES ('{$tag}', '{\"n\":1}')"
+        backlog=$(wrk -t2 -c64 -d"${seconds}s" "http://127.0.0.1:$port/poll?tags=$tag@0&timeout=0" | awk '/Requests\/sec/ {print $2}')
+        head=$(wrk -t2 -c64 -d"${seconds}s" "http://127.0.0.1:$port/poll?tags=$tag@1&timeout=0" | awk '/Requests\/sec/ {print $2}')
+        echo "[cycle · plexor] backlog behind the cursor: $backlog polls/s; at the head with timeout=0: $head polls/s"
+    done
+done
