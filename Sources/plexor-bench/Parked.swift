@@ -47,25 +47,3 @@ struct Parked: AsyncParsableCommand {
         try await group.shutdownGracefully()
     }
 }
-
-/// A thread-safe count.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-
-    func increment() {
-        self.add(1)
-    }
-
-    func add(_ amount: Int) {
-        self.lock.lock()
-        self.count += amount
-        self.lock.unlock()
-    }
-
-    var value: Int {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        return self.count
-    }
-}

@@ -132,13 +132,6 @@ func format(_ value: Double, digits: Int = 3) -> String {
     String(format: "%.\(digits)f", value)
 }
 
-extension Duration {
-    var milliseconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
-    }
-}
-
 extension TimeAmount {
     var milliseconds: Double { Double(self.nanoseconds) / 1e6 }
 }
@@ -151,5 +144,27 @@ func waitForWaiting(_ count: Int, target: TargetOptions, status: HTTPClientConne
             throw ValidationError("only \(try await target.waitingCount(status)) of \(count) polls are waiting after \(timeout)")
         }
         try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// A thread-safe count.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+
+    func increment() {
+        self.add(1)
+    }
+
+    func add(_ amount: Int) {
+        self.lock.lock()
+        self.count += amount
+        self.lock.unlock()
+    }
+
+    var value: Int {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.count
     }
 }
