@@ -26,7 +26,7 @@ struct ResultOptions: ParsableArguments {
         var line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         line.append(UInt8(ascii: "\n"))
         if !FileManager.default.fileExists(atPath: jsonOut) {
-            FileManager.default.createFile(atPath: jsonOut, contents: nil)
+            _ = FileManager.default.createFile(atPath: jsonOut, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: jsonOut))
         defer { try? handle.close() }
