@@ -6,13 +6,13 @@
 #
 # Environment: POLLS (parked and fan-out polls, default 10000), SAMPLES
 # (latency samples, 300), SECONDS_EACH (load duration, 10), SCENARIOS
-# (default "latency parked fanout cycle publish").
+# (default "latency parked fanout cycle publish listened").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 polls=${POLLS:-10000}
 samples=${SAMPLES:-300}
 seconds=${SECONDS_EACH:-10}
-scenarios=${SCENARIOS:-latency parked fanout cycle publish}
+scenarios=${SCENARIOS:-latency parked fanout cycle publish listened}
 
 ./scripts/install-dependencies.sh
 ./benchmarks/install-tools.sh
@@ -87,6 +87,10 @@ for scenario in $scenarios; do
             done ;;
         publish)
             $bench publish "${plexor_args[@]}" --seconds "$seconds" --token bench ;;
+        listened)
+            for tags in 1000 10000 50000; do
+                $bench listened "${plexor_args[@]}" --tags "$tags" --samples "$samples"
+            done ;;
         *) echo "unknown scenario $scenario" >&2; exit 1 ;;
     esac
 done

@@ -43,6 +43,11 @@ def main(path):
         out += ["", "| 5. publish path | connections | messages/s |", "|---|---|---|"]
         for r in publish:
             out.append(f"| {r['path']} | {r['connections']} | {r['messages_per_second']:,.0f} |")
+    listened = by.get(("listened", "plexor"), [])
+    if listened:
+        out += ["", "| 6. tags listened by one gateway | publish → answer median (ms) | p99 (ms) |", "|---|---|---|"]
+        for r in listened:
+            out.append(f"| {r['tags']:,} | {r['median_ms']:.3f} | {r['p99_ms']:.3f} |")
     print("\n".join(out))
 
 
