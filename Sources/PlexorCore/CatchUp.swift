@@ -18,8 +18,7 @@ public struct LogEntry: Sendable {
 
     /// Whether a poll listing `pollTags` may see this entry.
     func isVisible(to pollTags: [Tag]) -> Bool {
-        guard let onlyFor = self.onlyFor else { return true }
-        return onlyFor.contains(where: pollTags.contains)
+        PlexorCore.isVisible(onlyFor: self.onlyFor, to: pollTags)
     }
 }
 

@@ -40,9 +40,15 @@ public struct Message: Sendable {
 
     /// Whether a poll listing `pollTags` may see this message.
     public func isVisible(to pollTags: [Tag]) -> Bool {
-        guard let onlyFor = self.onlyFor else { return true }
-        return onlyFor.contains(where: pollTags.contains)
+        PlexorCore.isVisible(onlyFor: self.onlyFor, to: pollTags)
     }
+}
+
+/// The visibility limiter: a message with `onlyFor` reaches only polls that
+/// also list one of those tags.
+func isVisible(onlyFor: [Tag]?, to pollTags: [Tag]) -> Bool {
+    guard let onlyFor else { return true }
+    return onlyFor.contains(where: pollTags.contains)
 }
 
 /// A complete message, delivered because it was published to `tag`.

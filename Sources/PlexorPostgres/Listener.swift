@@ -245,11 +245,10 @@ public final class Listener: @unchecked Sendable {
             try connection.executeScript(sql)
             if case .unlisten = command { tags.forEach { self.channelNames[$0] = nil } }
             self.dispatchNotifications(from: connection)
-            let ready = self.state.withLockedValue { state -> [Waiter] in
+            let (epoch, ready) = self.state.withLockedValue { state -> (UInt64, [Waiter]) in
                 state.registry.completed(command)
-                return connected ? Self.takeReadyWaiters(&state) : []
+                return (state.epoch, connected ? Self.takeReadyWaiters(&state) : [])
             }
-            let epoch = self.state.withLockedValue { $0.epoch }
             ready.forEach { $0.promise.succeed(epoch) }
         }
     }

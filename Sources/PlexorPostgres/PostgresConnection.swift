@@ -22,8 +22,9 @@ public final class PostgresConnection {
         let keywords = ["application_name", "keepalives", "keepalives_idle", "keepalives_interval",
                         "keepalives_count", "connect_timeout", "dbname"]
         let values = [applicationName, "1", "30", "10", "3", "10", connectionString]
-        let connection: OpaquePointer? = withCStringArray(keywords) { keywordPointers in
-            withCStringArray(values) { valuePointers in
+        // Both lists end with a NULL entry, as PQconnectdbParams expects.
+        let connection: OpaquePointer? = withCStringArray(keywords + [nil]) { keywordPointers in
+            withCStringArray(values + [nil]) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
             }
         }
@@ -45,13 +46,10 @@ public final class PostgresConnection {
     /// Whether the connection is still usable.
     public var isHealthy: Bool { PQstatus(self.handle) == CONNECTION_OK }
 
-    /// The server's version number, for example 150018.
-    public var serverVersion: Int { Int(PQserverVersion(self.handle)) }
-
     /// Runs one statement with text parameters and reads its result.
     @discardableResult
     public func query<T>(_ sql: String, _ parameters: [String?] = [], _ read: (ResultRows) throws -> T) throws -> T {
-        let result: OpaquePointer? = withOptionalCStringArray(parameters) { pointers in
+        let result: OpaquePointer? = withCStringArray(parameters) { pointers in
             PQexecParams(self.handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
         }
         defer { PQclear(result) }
@@ -187,13 +185,8 @@ extension String {
     }
 }
 
-private func withCStringArray<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    let duplicates = strings.map { strdup($0) }
-    defer { duplicates.forEach { free($0) } }
-    return body(duplicates.map { UnsafePointer($0) } + [nil])
-}
-
-private func withOptionalCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+/// C strings for `strings` (`nil` stays a null pointer), valid during `body`.
+private func withCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
     let duplicates = strings.map { $0.map { strdup($0) } ?? nil }
     defer { duplicates.forEach { free($0) } }
     return body(duplicates.map { UnsafePointer($0) })
