@@ -16,14 +16,8 @@ struct Fanout: AsyncParsableCommand {
         let status = try await self.target.connect(index: 0)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let tag = "bench-fanout-\(UInt32.random(in: 0...UInt32.max))"
-        var connections: [HTTPClientConnection] = []
-        var pending: [Task<HTTPClientResponse, Error>] = []
-        for index in 0..<self.count {
-            let connection = try await self.target.connect(index: index, group: group)
-            connections.append(connection)
-            let uri = self.target.waitURI(tag: tag)
-            pending.append(Task { try await connection.get(uri) })
-        }
+        let uris = [String](repeating: self.target.waitURI(tag: tag), count: self.count)
+        let clients = try await ParkedClients.open(uris, target: self.target, group: group)
         try await waitForWaiting(self.count, target: self.target, status: status)
         let publisher = try await self.target.makePublisher()
         let before = try self.target.processFigures()
@@ -31,8 +25,8 @@ struct Fanout: AsyncParsableCommand {
         try await publisher.publish(tag: tag, data: "{\"text\":\"to everyone on the tag\"}")
         var times: [Double] = []
         var failed = 0
-        for task in pending {
-            let response = try await task.value
+        for answer in clients.answers {
+            let response = try await answer.value
             if response.status == .ok {
                 times.append((response.receivedAt - start).milliseconds)
             } else {
@@ -47,7 +41,7 @@ struct Fanout: AsyncParsableCommand {
             "median_ms": statistics.median, "p99_ms": statistics.percentile(0.99), "last_ms": statistics.worst,
             "server_cpu_us_per_response": cpuPerResponse,
         ], summary: "\(times.count) of \(self.count) answered; publish → answer median \(format(statistics.median)) ms, p99 \(format(statistics.percentile(0.99))) ms, last \(format(statistics.worst)) ms; server CPU \(format(cpuPerResponse, digits: 2)) µs per response")
-        for connection in connections { await connection.close() }
+        await clients.close()
         await status.close()
         try await group.shutdownGracefully()
     }

@@ -20,15 +20,11 @@ struct Listened: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let prefix = "bench-listened-\(UInt32.random(in: 0...UInt32.max))"
         let pollCount = (self.tags + self.perPoll - 1) / self.perPoll
-        var connections: [HTTPClientConnection] = []
-        var pending: [Task<HTTPClientResponse, Error>] = []
-        for poll in 0..<pollCount {
+        let uris = (0..<pollCount).map { poll in
             let names = (poll * self.perPoll..<min(self.tags, (poll + 1) * self.perPoll)).map { "\(prefix)-\($0)" }
-            let connection = try await self.target.connect(index: poll, group: group)
-            connections.append(connection)
-            let uri = "/poll?tags=\(names.joined(separator: ","))&timeout=60"
-            pending.append(Task { try await connection.get(uri) })
+            return "/poll?tags=\(names.joined(separator: ","))&timeout=60"
         }
+        let clients = try await ParkedClients.open(uris, target: self.target, group: group)
         let status = try await self.target.connect(index: 0)
         try await waitForWaiting(pollCount, target: self.target, status: status)
         let statistics = try await measureLatency(self.target, samples: self.samples, alreadyWaiting: pollCount)
@@ -36,8 +32,7 @@ struct Listened: AsyncParsableCommand {
             "tags": self.tags, "polls": pollCount, "samples": self.samples,
             "median_ms": statistics.median, "p99_ms": statistics.percentile(0.99), "worst_ms": statistics.worst,
         ], summary: statistics.row(label: "\(self.tags) tags listened: publish → response (ms)"))
-        for connection in connections { await connection.close() }
-        for task in pending { _ = try? await task.value }
+        await clients.close()
         await status.close()
         try await group.shutdownGracefully()
     }

@@ -18,18 +18,9 @@ struct Parked: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let prefix = "bench-parked-\(UInt32.random(in: 0...UInt32.max))"
         let tags = max(1, self.count / 10)
-        var connections: [HTTPClientConnection] = []
-        var pending: [Task<HTTPClientResponse, Error>] = []
         let answered = Counter()
-        for index in 0..<self.count {
-            let connection = try await self.target.connect(index: index, group: group)
-            connections.append(connection)
-            let uri = self.target.waitURI(tag: "\(prefix)-\(index % tags)")
-            pending.append(Task {
-                defer { answered.increment() }
-                return try await connection.get(uri)
-            })
-        }
+        let uris = (0..<self.count).map { self.target.waitURI(tag: "\(prefix)-\($0 % tags)") }
+        let clients = try await ParkedClients.open(uris, target: self.target, group: group) { answered.increment() }
         try await waitForWaiting(self.count, target: self.target, status: status)
         try await Task.sleep(for: .seconds(self.hold))
         let waiting = try await self.target.waitingCount(status)
@@ -41,8 +32,7 @@ struct Parked: AsyncParsableCommand {
             "polls": self.count, "tags": tags, "waiting_after_hold": waiting, "answered_early": answeredEarly,
             "rss_before_bytes": before.residentBytes, "rss_after_bytes": after.residentBytes, "bytes_per_poll": perPoll,
         ], summary: "\(waiting) of \(self.count) polls on \(tags) tags still parked after \(self.hold) s; RSS \(before.residentBytes / 1024) → \(after.residentBytes / 1024) KiB = \(Int(perPoll)) bytes per parked poll")
-        for connection in connections { await connection.close() }
-        for task in pending { _ = try? await task.value }
+        await clients.close()
         await status.close()
         try await group.shutdownGracefully()
     }

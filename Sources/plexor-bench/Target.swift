@@ -168,3 +168,31 @@ final class Counter: @unchecked Sendable {
         return self.count
     }
 }
+
+/// Client connections, each with one poll sent on it and awaiting its answer.
+struct ParkedClients {
+    private(set) var connections: [HTTPClientConnection] = []
+    /// One per connection, in the order of the URIs.
+    private(set) var answers: [Task<HTTPClientResponse, Error>] = []
+
+    /// Opens one connection per URI and sends its poll; `answered` runs as each answer (or error) arrives.
+    static func open(_ uris: [String], target: TargetOptions, group: EventLoopGroup,
+                     answered: @escaping @Sendable () -> Void = {}) async throws -> ParkedClients {
+        var clients = ParkedClients()
+        for (index, uri) in uris.enumerated() {
+            let connection = try await target.connect(index: index, group: group)
+            clients.connections.append(connection)
+            clients.answers.append(Task {
+                defer { answered() }
+                return try await connection.get(uri)
+            })
+        }
+        return clients
+    }
+
+    /// Closes every connection and waits for its poll to end.
+    func close() async {
+        for connection in self.connections { await connection.close() }
+        for answer in self.answers { _ = try? await answer.value }
+    }
+}
