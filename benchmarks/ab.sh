@@ -44,7 +44,7 @@ for round in $(seq 1 "$rounds"); do
     for side in before after; do
         if [ $side = before ]; then port=18101; pid=${pids[0]}; else port=18102; pid=${pids[1]}; fi
         database="host=$work/$side port=5432 user=plexor dbname=postgres"
-        args=(--server plexor --port "$port" --database-url "$database" --pid "$pid")
+        args=(--server plexor --port "$port" --database-url "$database" --pid "$pid" --source-addresses 4)
         echo "== round $round, $side"
         $bench latency "${args[@]}" --samples "$samples"
         $bench fanout "${args[@]}" --count "$polls"
