@@ -190,26 +190,18 @@ public struct Hub {
     public mutating func deliver(_ batch: [TaggedMessage]) -> [Action] {
         var woken: [PollID] = []
         for tagged in batch {
-            guard var state = self.tagStates[tagged.tag] else { continue }
-            state.lastNotifiedSeq = max(state.lastNotifiedSeq, tagged.seq)
-            if state.recent != nil, !state.recent!.append(tagged, limit: self.recentLimit) {
-                state.recent = nil  // a gap: this loop no longer knows the log
-            }
-            self.tagStates[tagged.tag] = state
-            for id in state.parked {
-                guard var poll = self.polls[id] else { continue }
-                switch Self.offer(tagged, to: &poll) {
-                case .ignored:
+            guard self.tagStates[tagged.tag] != nil else { continue }
+            // In place (no copy of the tag's state or its recent log).
+            Self.record(tagged, in: &self.tagStates[tagged.tag]!, recentLimit: self.recentLimit)
+            for id in self.tagStates[tagged.tag]!.parked where self.polls[id] != nil {
+                switch Self.offer(tagged, to: &self.polls[id]!) {
+                case .ignored, .advanced:
                     continue
-                case .advanced:
-                    break
                 case .accepted:
-                    if poll.pending.count == 1 { woken.append(id) }
+                    if self.polls[id]!.pending.count == 1 { woken.append(id) }
                 case .gap:
-                    if poll.pending.isEmpty { woken.append(id) }
-                    poll.isBehind = true
+                    if self.polls[id]!.pending.isEmpty { woken.append(id) }
                 }
-                self.polls[id] = poll
             }
         }
         // A poll that fell behind but already accepted messages is answered with
@@ -257,14 +249,27 @@ public struct Hub {
         case ignored, advanced, accepted, gap
     }
 
+    /// Notes a notification in its tag's state: the highest seq seen, and
+    /// the recent log (dropped at a gap: this loop no longer knows the log).
+    private static func record(_ tagged: TaggedMessage, in state: inout TagState, recentLimit: Int) {
+        state.lastNotifiedSeq = max(state.lastNotifiedSeq, tagged.seq)
+        if state.recent != nil, !state.recent!.append(tagged, limit: recentLimit) {
+            state.recent = nil
+        }
+    }
+
     /// Applies one notification to one poll. The message is new to the poll
     /// only when it is the very next seq of the notified tag; it is accepted
     /// only when every other tag of the poll it carries is also exactly next.
+    /// A gap marks the poll as behind.
     private static func offer(_ tagged: TaggedMessage, to poll: inout ParkedPoll) -> Offer {
         guard !poll.isBehind, let index = poll.tags.firstIndex(of: tagged.tag) else { return .ignored }
         let cursor = poll.cursors[index]
         if tagged.seq <= cursor { return .ignored }
-        if tagged.seq != cursor + 1 { return .gap }
+        if tagged.seq != cursor + 1 {
+            poll.isBehind = true
+            return .gap
+        }
         let message = tagged.message
         guard message.isVisible(to: poll.tags) else {
             poll.cursors[index] = tagged.seq
@@ -276,6 +281,7 @@ public struct Hub {
             if entry.seq == poll.cursors[other] + 1 {
                 moves.append((other, entry.seq))
             } else if entry.seq > poll.cursors[other] {
+                poll.isBehind = true
                 return .gap
             }
         }

@@ -43,27 +43,41 @@ public struct PollAnswer: Sendable {
 ///      "cursors":{"chat":18},"resets":{"news":{"reason":"expired","cursor":30}}}
 ///
 /// Tags and times need no escaping and data is JSON already, so encoding is
-/// byte copying. A message is encoded once per set of tags it is shown with,
-/// and the bytes are reused for every other answer that shows it the same way.
+/// byte copying. Use one encoder for one batch of answers: within it a
+/// message is encoded once per set of tags it is shown with, and an answer
+/// identical to an earlier one (a fan-out: same tags, cursors and messages)
+/// gets the very same bytes, which every waiter's write then shares.
 public struct AnswerEncoder {
     private struct FragmentKey: Hashable {
         var id: Int64
         var tags: [Tag]
     }
 
+    private struct AnswerKey: Hashable {
+        var tags: [Tag]
+        var cursors: [Int64]
+        var ids: [Int64]
+    }
+
     private var fragments: [FragmentKey: ByteBuffer] = [:]
+    private var answers: [AnswerKey: ByteBuffer] = [:]
     private let allocator: ByteBufferAllocator
 
     public init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.allocator = allocator
     }
 
-    /// Forgets the fragments kept for reuse (call after each batch of deliveries).
-    public mutating func reset() {
-        self.fragments.removeAll(keepingCapacity: true)
+    public mutating func encode(_ answer: PollAnswer) -> ByteBuffer {
+        // Answers with resets come from single catch-ups: not worth a key.
+        guard answer.resets.isEmpty else { return self.encodeAnew(answer) }
+        let key = AnswerKey(tags: answer.tags, cursors: answer.cursors, ids: answer.messages.map(\.id))
+        if let body = self.answers[key] { return body }
+        let body = self.encodeAnew(answer)
+        self.answers[key] = body
+        return body
     }
 
-    public mutating func encode(_ answer: PollAnswer) -> ByteBuffer {
+    private mutating func encodeAnew(_ answer: PollAnswer) -> ByteBuffer {
         var body = self.allocator.buffer(capacity: 64 + answer.tags.count * 24)
         body.writeStaticString("{\"messages\":[")
         for (index, message) in answer.messages.enumerated() {

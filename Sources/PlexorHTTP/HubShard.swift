@@ -33,7 +33,6 @@ final class HubShard: NotificationSink, @unchecked Sendable {
     private let metrics: GatewayMetrics
     private let logger: Logger
     private var hub: Hub
-    private var encoder = AnswerEncoder()
     private var active: [PollID: ActivePoll] = [:]
     private var nextID: UInt64 = 0
     private var sweep: RepeatedTask?
@@ -156,12 +155,13 @@ final class HubShard: NotificationSink, @unchecked Sendable {
             self.finish(id)
             return
         }
+        var encoder = AnswerEncoder()
         switch outcome {
         case .answer(let answer):
-            self.answer(id, answer)
+            self.answer(id, answer, encoder: &encoder)
         case .park(let parkCursors):
             if poll.request.timeout == 0 || poll.deadline <= .now() {
-                self.answer(id, PollAnswer(tags: poll.tags, cursors: parkCursors))
+                self.answer(id, PollAnswer(tags: poll.tags, cursors: parkCursors), encoder: &encoder)
                 return
             }
             let concrete = zip(poll.tags, parkCursors).map { TagCursor(tag: $0, cursor: $1) }
@@ -182,21 +182,21 @@ final class HubShard: NotificationSink, @unchecked Sendable {
     private func perform(_ actions: [Hub.Action]) {
         guard !actions.isEmpty else { return }
         self.metrics.parkedPolls.subtract(actions.count, ordering: .relaxed)
+        var encoder = AnswerEncoder()
         for action in actions {
             switch action {
             case .answer(let id, let answer):
-                self.answer(id, answer)
+                self.answer(id, answer, encoder: &encoder)
             case .catchUp(let id, let cursors):
                 guard let poll = self.active[id] else { continue }
                 self.catchUp(id, cursors: zip(poll.tags, cursors).map { TagCursor(tag: $0, cursor: $1) })
             }
         }
-        self.encoder.reset()
     }
 
-    private func answer(_ id: PollID, _ answer: PollAnswer) {
+    private func answer(_ id: PollID, _ answer: PollAnswer, encoder: inout AnswerEncoder) {
         guard let poll = self.active[id] else { return }
-        let body = self.encoder.encode(answer)
+        let body = encoder.encode(answer)
         if answer.messages.isEmpty {
             self.metrics.pollsAnsweredEmpty.add(1, ordering: .relaxed)
         } else {

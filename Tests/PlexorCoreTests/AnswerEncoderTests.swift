@@ -31,6 +31,19 @@ import Testing
         #expect(String(buffer: other) == "{\"messages\":[{\"id\":1,\"tags\":{\"a\":1},\"time\":\"2026-11-26T10:00:00.000000Z\",\"data\":\"same\"}],\"cursors\":{\"a\":1,\"b\":0}}")
     }
 
+    @Test func identicalAnswersShareOneBuffer() {
+        var encoder = AnswerEncoder()
+        let shared = message(7, [("a", 3)])
+        let first = encoder.encode(PollAnswer(messages: [shared], tags: ["a"], cursors: [3]))
+        let second = encoder.encode(PollAnswer(messages: [shared], tags: ["a"], cursors: [3]))
+        let firstAddress = first.withUnsafeReadableBytes { $0.baseAddress }
+        let secondAddress = second.withUnsafeReadableBytes { $0.baseAddress }
+        #expect(firstAddress == secondAddress)
+        // A different cursor is a different answer.
+        let other = encoder.encode(PollAnswer(messages: [shared], tags: ["a"], cursors: [4]))
+        #expect(other != first)
+    }
+
     @Test func quotesErrorText() {
         #expect(JSONString.quoted("tag \"a b\"\n\u{1}") == "\"tag \\\"a b\\\"\\n\\u0001\"")
     }
