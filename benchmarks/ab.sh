@@ -47,6 +47,7 @@ for round in $(seq 1 "$rounds"); do
         args=(--server plexor --port "$port" --database-url "$database" --pid "$pid" --source-addresses 4)
         echo "== round $round, $side"
         $bench latency "${args[@]}" --samples "$samples"
+        $bench parked "${args[@]}" --count "$polls" --hold 1
         $bench fanout "${args[@]}" --count "$polls"
         tag="ab-cycle-$RANDOM"
         psql "$database" -qc "INSERT INTO plexor.messages (tags, data) VALUES ('{$tag}', '{\"n\":1}')"

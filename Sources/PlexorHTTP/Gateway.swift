@@ -76,26 +76,31 @@ public final class Gateway: @unchecked Sendable {
 
         let context = GatewayContext(configuration: configuration, listener: self.listener, publisher: self.publisher,
                                      metrics: self.metrics, logger: logger)
-        var shardByLoop: [ObjectIdentifier: HubShard] = [:]
-        for shard in self.shards { shardByLoop[ObjectIdentifier(shard.loop)] = shard }
+        var servicesByLoop: [ObjectIdentifier: (HubShard, PollAnswerFraming)] = [:]
+        for shard in self.shards {
+            servicesByLoop[ObjectIdentifier(shard.loop)] = (shard, PollAnswerFraming(corsOrigin: configuration.corsOrigin))
+        }
         let maximumConnections = configuration.maximumConnections
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
+            // A poll request is a few hundred bytes; every connection keeps
+            // its receive buffer, so start small (it grows for big bodies).
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
             .childChannelInitializer { channel in
                 let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
                 channel.closeFuture.whenComplete { _ in metrics.openConnections.subtract(1, ordering: .relaxed) }
-                let shard = shardByLoop[ObjectIdentifier(channel.eventLoop)]!
-                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: false).flatMapThrowing {
-                    if open > maximumConnections {
-                        metrics.rejectedConnections.add(1, ordering: .relaxed)
-                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maximumConnections))
-                    } else {
-                        try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(shard: shard, context: context))
-                    }
+                let (shard, answerFraming) = servicesByLoop[ObjectIdentifier(channel.eventLoop)]!
+                let handler: ChannelHandler
+                if open > maximumConnections {
+                    metrics.rejectedConnections.add(1, ordering: .relaxed)
+                    handler = ConnectionLimitHandler(limit: maximumConnections, corsOrigin: configuration.corsOrigin)
+                } else {
+                    handler = GatewayHTTPHandler(shard: shard, answerFraming: answerFraming, context: context)
                 }
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
         do {
             self.serverChannel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
@@ -154,28 +159,28 @@ public final class Gateway: @unchecked Sendable {
     }
 }
 
-/// Answers 503 on a connection over the limit, then closes it.
+/// Answers 503 to a connection over the limit as soon as it sends anything, then closes it.
 final class ConnectionLimitHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let limit: Int
+    private let headWriter: HTTPResponseHeadWriter
+    private var answered = false
 
-    init(limit: Int) {
+    init(limit: Int, corsOrigin: String?) {
         self.limit = limit
+        self.headWriter = HTTPResponseHeadWriter(corsOrigin: corsOrigin)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let request) = self.unwrapInboundIn(data) else { return }
-        var body = ByteBuffer()
-        body.writeString("{\"error\":\"the server is at its limit of \(self.limit) connections; retry shortly\"}")
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "Connection", value: "close")
-        headers.add(name: "Retry-After", value: "1")
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .serviceUnavailable, headers: headers))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        guard !self.answered else { return }
+        self.answered = true
+        let body = "{\"error\":\"the server is at its limit of \(self.limit) connections; retry shortly\"}"
+        var response = ByteBuffer()
+        self.headWriter.write(.serviceUnavailable, framing: .closing, contentType: "application/json",
+                              contentLength: body.utf8.count, extraHeaders: [("Retry-After", "1")], into: &response)
+        response.writeString(body)
+        context.writeAndFlush(self.wrapOutboundOut(response)).whenComplete { _ in context.close(promise: nil) }
     }
 }

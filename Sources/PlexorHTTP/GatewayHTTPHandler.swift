@@ -4,31 +4,38 @@ import NIOHTTP1
 import PlexorCore
 import PlexorPostgres
 
-/// Routes requests and writes responses for one HTTP connection. Requests on
-/// a connection are handled one at a time (NIO's pipelining handler queues
-/// the rest), so at most one poll per connection is in flight.
+/// Reads requests from one connection's bytes, routes them and writes the
+/// responses. Requests are handled one at a time: bytes of the next request
+/// wait in the parser until the current one is answered, so at most one poll
+/// per connection is in flight. While a poll waits, the handler holds only
+/// how to frame its answer.
 final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         case idle
-        /// Reading a request's head and body.
-        case reading(HTTPRequestHead, body: ByteBuffer?)
-        /// Answered with an error and closing: ignore whatever else arrives.
-        case discarding
         /// A poll or publish is in flight.
-        case waiting(HTTPRequestHead, poll: PollID?)
+        case waiting(ResponseFraming, poll: PollID?)
+        /// Answered with an error and closing, or closed: ignore whatever else arrives.
+        case discarding
     }
 
     private let shard: HubShard
+    private let answerFraming: PollAnswerFraming
     private let context: GatewayContext
+    private let headWriter: HTTPResponseHeadWriter
+    private var parser: HTTPRequestParser
     private var state = State.idle
+    private var processing = false
     private var channelContext: ChannelHandlerContext?
 
-    init(shard: HubShard, context: GatewayContext) {
+    init(shard: HubShard, answerFraming: PollAnswerFraming, context: GatewayContext) {
         self.shard = shard
+        self.answerFraming = answerFraming
         self.context = context
+        self.headWriter = HTTPResponseHeadWriter(corsOrigin: context.configuration.corsOrigin)
+        self.parser = HTTPRequestParser(maximumBodyBytes: context.configuration.maximumBodyBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -43,73 +50,56 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         if case .waiting(_, let poll?) = self.state {
             self.shard.cancelPoll(poll)
         }
-        // The decoder may still hand over parts it had buffered: ignore them.
         self.state = .discarding
         context.fireChannelInactive()
     }
 
-    /// Unparseable HTTP gets a JSON 400 like every other bad request, then the
-    /// connection closes (the parser cannot find the next request's start).
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard error is HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        switch self.state {
-        case .idle, .reading:
-            self.state = .discarding
-            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
-            self.respondError(head, .badRequest, "malformed HTTP request: \(error)", close: true)
-        case .waiting, .discarding:
-            context.close(promise: nil)
-        }
+        context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (self.unwrapInboundIn(data), self.state) {
-        case (.head(let head), .idle):
-            if head.method == .POST, let length = head.headers.first(name: "content-length").flatMap(Int.init),
-               length > self.context.configuration.maximumBodyBytes {
-                self.state = .discarding
-                self.respondError(head, .payloadTooLarge, "the body is \(length) bytes; the limit is \(self.context.configuration.maximumBodyBytes)", close: true)
-                return
-            }
-            self.state = .reading(head, body: nil)
-        case (.body(var chunk), .reading(let head, var body)):
-            if body == nil {
-                body = chunk
-            } else {
-                body!.writeBuffer(&chunk)
-            }
-            if body!.readableBytes > self.context.configuration.maximumBodyBytes {
-                self.state = .discarding
-                self.respondError(head, .payloadTooLarge, "the body is larger than \(self.context.configuration.maximumBodyBytes) bytes", close: true)
-                return
-            }
-            self.state = .reading(head, body: body)
-        case (.end, .reading(let head, let body)):
-            self.route(head, body: body)
-        case (_, .discarding):
-            break
-        case (let part, let state):
-            // NIO's pipelining handler delivers one request at a time, so this
-            // is a bug; it costs this connection, never the whole gateway.
-            self.context.logger.error("unexpected request part; closing the connection",
-                                      metadata: ["part": "\(part)", "state": "\(state)"])
+        if case .discarding = self.state { return }
+        self.parser.append(self.unwrapInboundIn(data))
+        if case .waiting = self.state,
+           self.parser.bufferedBytes > HTTPRequestParser.maximumHeadBytes + self.context.configuration.maximumBodyBytes {
+            // A client pipelining without waiting for answers: it gets them no faster by flooding.
+            self.state = .discarding
             context.close(promise: nil)
+            return
+        }
+        self.handleRequests()
+    }
+
+    /// Handles the requests buffered in the parser while the connection is idle.
+    private func handleRequests() {
+        guard !self.processing else { return }  // the loop below goes on by itself
+        self.processing = true
+        defer { self.processing = false }
+        while case .idle = self.state, let event = self.parser.next() {
+            switch event {
+            case .continueExpected:
+                self.channelContext?.writeAndFlush(self.wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+            case .request(let request):
+                self.route(request)
+            case .failure(let failure):
+                self.state = .discarding
+                self.respondError(.closing, failure.status, failure.message, close: true)
+            }
         }
     }
 
     // MARK: Routing
 
-    private func route(_ head: HTTPRequestHead, body: ByteBuffer?) {
-        let uri = head.uri[...]
-        let questionMark = uri.firstIndex(of: "?")
-        let path = questionMark.map { uri[..<$0] } ?? uri
-        let query = questionMark.map { uri[uri.index(after: $0)...] } ?? ""
+    private func route(_ request: HTTPRequest) {
+        let framing = ResponseFraming(version: request.version, keepAlive: request.keepAlive)
+        let target = request.target[...]
+        let questionMark = target.firstIndex(of: "?")
+        let path = questionMark.map { target[..<$0] } ?? target
+        let query = questionMark.map { target[target.index(after: $0)...] } ?? ""
 
-        if head.method == .OPTIONS {
-            self.respond(head, status: .noContent, contentType: nil, body: nil, extraHeaders: [
+        if request.method == .OPTIONS {
+            self.respond(framing, .noContent, contentType: nil, body: nil, extraHeaders: [
                 ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
                 ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
                 ("Access-Control-Max-Age", "86400"),
@@ -118,81 +108,78 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         }
         switch path {
         case "/poll":
-            guard head.method == .GET else { return self.methodNotAllowed(head, allowed: "GET") }
-            self.poll(head, query: query)
+            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            self.poll(framing, query: query)
         case "/publish":
-            guard head.method == .POST else { return self.methodNotAllowed(head, allowed: "POST") }
-            self.publish(head, body: body)
+            guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
+            self.publish(framing, request)
         case "/healthz":
-            guard head.method == .GET else { return self.methodNotAllowed(head, allowed: "GET") }
-            self.respondJSON(head, .ok, "{\"status\":\"ok\"}")
+            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            self.respondJSON(framing, .ok, "{\"status\":\"ok\"}")
         case "/readyz":
-            guard head.method == .GET else { return self.methodNotAllowed(head, allowed: "GET") }
+            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
             let status = self.context.listener.status
             if status.ready {
-                self.respondJSON(head, .ok, "{\"status\":\"ready\"}")
+                self.respondJSON(framing, .ok, "{\"status\":\"ready\"}")
             } else {
                 let reason = status.connected ? "LISTEN is not yet in place for every tag" : "the listener is not connected to PostgreSQL"
-                self.respondJSON(head, .serviceUnavailable, "{\"status\":\"not ready\",\"reason\":\(JSONString.quoted(reason))}")
+                self.respondJSON(framing, .serviceUnavailable, "{\"status\":\"not ready\",\"reason\":\(JSONString.quoted(reason))}")
             }
         case "/metrics":
-            guard head.method == .GET else { return self.methodNotAllowed(head, allowed: "GET") }
-            var buffer = ByteBuffer()
-            buffer.writeString(self.context.renderMetrics())
-            self.respond(head, status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: buffer)
+            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            self.respond(framing, .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                         body: ByteBuffer(string: self.context.renderMetrics()))
         default:
-            self.respondError(head, .notFound, "no such path: \(path.prefix(100))")
+            self.respondError(framing, .notFound, "no such path: \(path.prefix(100))")
         }
     }
 
-    private func poll(_ head: HTTPRequestHead, query: Substring) {
+    private func poll(_ framing: ResponseFraming, query: Substring) {
         let request: PollRequest
         do {
             request = try PollRequest(query: query, limits: self.context.configuration.pollLimits)
         } catch {
-            return self.respondError(head, .badRequest, error.message)
+            return self.respondError(framing, .badRequest, error.message)
         }
-        self.state = .waiting(head, poll: nil)
+        self.state = .waiting(framing, poll: nil)
         let id = self.shard.startPoll(request, responder: self)
         // Unless it was answered at once (refused, or the listener is down), remember it to cancel it.
-        if let id, case .waiting(let head, nil) = self.state {
-            self.state = .waiting(head, poll: id)
+        if let id, case .waiting(let framing, nil) = self.state {
+            self.state = .waiting(framing, poll: id)
         }
     }
 
-    private func publish(_ head: HTTPRequestHead, body: ByteBuffer?) {
+    private func publish(_ framing: ResponseFraming, _ http: HTTPRequest) {
         guard let token = self.context.configuration.publishToken else {
-            return self.respondError(head, .notFound, "publishing over HTTP is disabled; set a publish token to enable it")
+            return self.respondError(framing, .notFound, "publishing over HTTP is disabled; set a publish token to enable it")
         }
-        guard let authorization = head.headers.first(name: "authorization"),
-              constantTimeEquals(authorization, "Bearer \(token)") else {
-            return self.respondError(head, .unauthorized, "a valid Authorization: Bearer <token> header is required",
+        guard let authorization = http.authorization, constantTimeEquals(authorization, "Bearer \(token)") else {
+            return self.respondError(framing, .unauthorized, "a valid Authorization: Bearer <token> header is required",
                                      extraHeaders: [("WWW-Authenticate", "Bearer")])
         }
         let request: PublishRequest
         do {
-            request = try PublishRequest(json: body.map { Array($0.readableBytesView) } ?? [])
+            request = try PublishRequest(json: http.body.map { Array($0.readableBytesView) } ?? [])
         } catch {
-            return self.respondError(head, .badRequest, error.message)
+            return self.respondError(framing, .badRequest, error.message)
         }
-        self.state = .waiting(head, poll: nil)
-        let loop = self.shard.loop
-        self.context.publisher.publish(request, on: loop).whenComplete { result in
-            guard case .waiting = self.state, self.channelContext != nil else { return }
+        self.state = .waiting(framing, poll: nil)
+        self.context.publisher.publish(request, on: self.shard.loop).whenComplete { result in
+            guard case .waiting(let framing, _) = self.state, self.channelContext != nil else { return }
             switch result {
             case .success(let published):
                 self.context.metrics.published.add(1, ordering: .relaxed)
                 var body = "{\"id\":\(published.id),\"seqs\":{"
                 body += published.seqs.map { "\"\($0.tag.name)\":\($0.seq)" }.joined(separator: ",")
                 body += "}}"
-                self.respondJSON(head, .created, body)
+                self.respondJSON(framing, .created, body)
             case .failure(let error as PostgresError) where error.isInvalidInput:
                 self.context.metrics.publishFailed.add(1, ordering: .relaxed)
-                self.respondError(head, error.isTooLarge ? .payloadTooLarge : .badRequest, error.message)
+                self.respondError(framing, error.isTooLarge ? .payloadTooLarge : .badRequest, error.message)
             case .failure(let error):
                 self.context.metrics.publishFailed.add(1, ordering: .relaxed)
                 self.context.logger.warning("publish failed", metadata: ["error": "\(error)"])
-                self.respondError(head, .serviceUnavailable, "PostgreSQL is unavailable; the message was not published")
+                self.respondError(framing, .serviceUnavailable, "PostgreSQL is unavailable; the message was not published")
             }
         }
     }
@@ -200,60 +187,58 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
     // MARK: PollResponder
 
     func answerPoll(_ body: ByteBuffer) {
-        guard case .waiting(let head, _) = self.state else { return }
-        self.respond(head, status: .ok, contentType: "application/json", body: body)
+        guard case .waiting(let framing, _) = self.state else { return }
+        self.finishResponse(framing, bytes: self.answerFraming.response(body: body, framing: framing), close: false)
     }
 
     func failPoll(status: HTTPResponseStatus, message: String) {
-        guard case .waiting(let head, _) = self.state else { return }
-        self.respondError(head, status, message)
+        guard case .waiting(let framing, _) = self.state else { return }
+        self.respondError(framing, status, message)
     }
 
     // MARK: Writing
 
-    private func methodNotAllowed(_ head: HTTPRequestHead, allowed: String) {
-        self.respondError(head, .methodNotAllowed, "method \(head.method) is not allowed here; use \(allowed)",
+    private func methodNotAllowed(_ framing: ResponseFraming, _ method: HTTPMethod, allowed: String) {
+        self.respondError(framing, .methodNotAllowed, "method \(method) is not allowed here; use \(allowed)",
                           extraHeaders: [("Allow", allowed + ", OPTIONS")])
     }
 
-    private func respondError(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ message: String,
+    private func respondError(_ framing: ResponseFraming, _ status: HTTPResponseStatus, _ message: String,
                               extraHeaders: [(String, String)] = [], close: Bool = false) {
         if status.code < 500 { self.context.metrics.badRequests.add(1, ordering: .relaxed) }
-        self.respondJSON(head, status, "{\"error\":\(JSONString.quoted(message))}", extraHeaders: extraHeaders, close: close)
+        self.respondJSON(framing, status, "{\"error\":\(JSONString.quoted(message))}", extraHeaders: extraHeaders, close: close)
     }
 
-    private func respondJSON(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ json: String,
+    private func respondJSON(_ framing: ResponseFraming, _ status: HTTPResponseStatus, _ json: String,
                              extraHeaders: [(String, String)] = [], close: Bool = false) {
-        var buffer = ByteBuffer()
-        buffer.writeString(json)
-        self.respond(head, status: status, contentType: "application/json", body: buffer, extraHeaders: extraHeaders, close: close)
+        self.respond(framing, status, contentType: "application/json", body: ByteBuffer(string: json),
+                     extraHeaders: extraHeaders, close: close)
     }
 
-    private func respond(_ request: HTTPRequestHead, status: HTTPResponseStatus, contentType: String?, body: ByteBuffer?,
+    /// Writes a whole response, head and body, as one buffer.
+    private func respond(_ framing: ResponseFraming, _ status: HTTPResponseStatus, contentType: StaticString?, body: ByteBuffer?,
                          extraHeaders: [(String, String)] = [], close: Bool = false) {
+        let framing = ResponseFraming(version: framing.version, keepAlive: framing.keepAlive && !close)
+        var response = ByteBuffer()
+        response.reserveCapacity(192 + (body?.readableBytes ?? 0))
+        self.headWriter.write(status, framing: framing, contentType: contentType, contentLength: body?.readableBytes ?? 0,
+                              extraHeaders: extraHeaders, into: &response)
+        if var body { response.writeBuffer(&body) }
+        self.finishResponse(framing, bytes: response, close: close)
+    }
+
+    /// Writes a whole response and flushes; then either closes the
+    /// connection or goes on with the next request already received.
+    private func finishResponse(_ framing: ResponseFraming, bytes: ByteBuffer, close: Bool) {
         guard let context = self.channelContext else { return }
+        if !framing.keepAlive || close {
+            self.state = .discarding
+            context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         if case .discarding = self.state {} else { self.state = .idle }
-        let keepAlive = request.isKeepAlive && !close
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(6 + extraHeaders.count)
-        if let contentType { headers.add(name: "Content-Type", value: contentType) }
-        headers.add(name: "Content-Length", value: String(body?.readableBytes ?? 0))
-        headers.add(name: "Cache-Control", value: "no-store")
-        if let origin = self.context.configuration.corsOrigin {
-            headers.add(name: "Access-Control-Allow-Origin", value: origin)
-        }
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        let head = HTTPResponseHead(version: request.version, status: status, headers: headers)
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        if let body, body.readableBytes > 0 {
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
-        if keepAlive {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        } else {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
-        }
+        context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
+        self.handleRequests()
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -28,102 +29,170 @@ import Testing
         let context = GatewayContext(configuration: configuration, listener: listener,
                                      publisher: BatchingPublisher(connectionString: configuration.connectionString, logger: logger),
                                      metrics: self.metrics, logger: logger)
-        self.channel = EmbeddedChannel(handler: GatewayHTTPHandler(shard: self.shard, context: context), loop: loop)
+        self.channel = EmbeddedChannel(handler: GatewayHTTPHandler(shard: self.shard, answerFraming: PollAnswerFraming(corsOrigin: "*"),
+                                                                   context: context), loop: loop)
         try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
     }
 
-    func send(_ method: HTTPMethod, _ uri: String, version: HTTPVersion = .http1_1,
-              headers: [(String, String)] = [], body: String? = nil) throws -> (HTTPResponseHead, String) {
-        var head = HTTPRequestHead(version: version, method: method, uri: uri)
-        for (name, value) in headers { head.headers.add(name: name, value: value) }
-        try self.channel.writeInbound(HTTPServerRequestPart.head(head))
-        if let body { try self.channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: body))) }
-        try self.channel.writeInbound(HTTPServerRequestPart.end(nil))
+    /// Sends one request and reads the response it got.
+    func send(_ method: String, _ target: String, version: String = "HTTP/1.1",
+              headers: [(String, String)] = [], body: String? = nil) throws -> RawResponse {
+        var request = "\(method) \(target) \(version)\r\nHost: x\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        if let body { request += "Content-Length: \(body.utf8.count)\r\n" }
+        request += "\r\n" + (body ?? "")
+        try self.channel.writeInbound(ByteBuffer(string: request))
         return try self.readResponse()
     }
 
-    func readResponse() throws -> (HTTPResponseHead, String) {
-        guard case .head(let head)? = try self.channel.readOutbound(as: HTTPServerResponsePart.self) else {
-            throw TestFailure("no response head")
-        }
-        var body = ""
-        while let part = try self.channel.readOutbound(as: HTTPServerResponsePart.self) {
-            switch part {
-            case .body(.byteBuffer(let buffer)): body += String(buffer: buffer)
-            case .end: return (head, body)
-            default: throw TestFailure("unexpected \(part)")
-            }
-        }
-        throw TestFailure("no response end")
+    func readResponse() throws -> RawResponse {
+        var bytes = ""
+        while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) { bytes += String(buffer: buffer) }
+        return try RawResponse(bytes)
     }
 
     @Test func aMalformedPollIsA400WithTheReason() throws {
-        let (head, body) = try self.send(.GET, "/poll?tags=a@1x")
-        #expect(head.status == .badRequest)
-        #expect(head.headers.first(name: "content-type") == "application/json")
-        #expect(head.headers.first(name: "access-control-allow-origin") == "*")
-        #expect(body == #"{"error":"cursor \"1x\" of tag a is not a whole number from 0 to 9223372036854775807"}"#)
+        let response = try self.send("GET", "/poll?tags=a@1x")
+        #expect(response.status == 400)
+        #expect(response.headers["content-type"] == "application/json")
+        #expect(response.headers["access-control-allow-origin"] == "*")
+        #expect(response.body == #"{"error":"cursor \"1x\" of tag a is not a whole number from 0 to 9223372036854775807"}"#)
         #expect(self.channel.isActive)
     }
 
     @Test func unknownPathsAndMethods() throws {
-        #expect(try self.send(.GET, "/").0.status == .notFound)
-        let (head, body) = try self.send(.PUT, "/poll?tags=a")
-        #expect(head.status == .methodNotAllowed)
-        #expect(head.headers.first(name: "allow") == "GET, OPTIONS")
-        #expect(body == #"{"error":"method PUT is not allowed here; use GET"}"#)
+        #expect(try self.send("GET", "/").status == 404)
+        let response = try self.send("PUT", "/poll?tags=a")
+        #expect(response.status == 405)
+        #expect(response.headers["allow"] == "GET, OPTIONS")
+        #expect(response.body == #"{"error":"method PUT is not allowed here; use GET"}"#)
     }
 
     @Test func aPollWhileTheListenerIsDownIsA503() throws {
-        let (head, body) = try self.send(.GET, "/poll?tags=a")
-        #expect(head.status == .serviceUnavailable)
-        #expect(body.contains("PostgreSQL is unavailable"))
+        let response = try self.send("GET", "/poll?tags=a")
+        #expect(response.status == 503)
+        #expect(response.body.contains("PostgreSQL is unavailable"))
         #expect(self.metrics.pollsFailed.load(ordering: .relaxed) == 1)
     }
 
     @Test func aDrainingGatewayRefusesNewPolls() throws {
         self.shard.drain()
-        let (head, body) = try self.send(.GET, "/poll?tags=a")
-        #expect(head.status == .serviceUnavailable)
-        #expect(body.contains("shutting down"))
+        let response = try self.send("GET", "/poll?tags=a")
+        #expect(response.status == 503)
+        #expect(response.body.contains("shutting down"))
     }
 
     @Test func aDeclaredBodyOverTheLimitIsA413AndCloses() throws {
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/publish")
-        head.headers.add(name: "Content-Length", value: "101")
-        try self.channel.writeInbound(HTTPServerRequestPart.head(head))
-        let (response, _) = try self.readResponse()
-        #expect(response.status == .payloadTooLarge)
-        #expect(response.headers.first(name: "connection") == "close")
-        try self.channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: String(repeating: "x", count: 101))))
-        try self.channel.writeInbound(HTTPServerRequestPart.end(nil))
-        #expect(try self.channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
+        try self.channel.writeInbound(ByteBuffer(string: "POST /publish HTTP/1.1\r\nContent-Length: 101\r\n\r\n"))
+        let response = try self.readResponse()
+        #expect(response.status == 413)
+        #expect(response.headers["connection"] == "close")
+        try self.channel.writeInbound(ByteBuffer(string: String(repeating: "x", count: 101)))
+        #expect(try self.channel.readOutbound(as: ByteBuffer.self) == nil)
         #expect(!self.channel.isActive)
     }
 
-    @Test func aStreamedBodyOverTheLimitIsA413() throws {
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/publish")
-        head.headers.add(name: "Transfer-Encoding", value: "chunked")
-        try self.channel.writeInbound(HTTPServerRequestPart.head(head))
-        try self.channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: String(repeating: "x", count: 60))))
-        try self.channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: String(repeating: "x", count: 60))))
-        #expect(try self.readResponse().0.status == .payloadTooLarge)
+    @Test func aChunkedBodyOverTheLimitIsA413() throws {
+        try self.channel.writeInbound(ByteBuffer(string: "POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"))
+        try self.channel.writeInbound(ByteBuffer(string: "3c\r\n" + String(repeating: "x", count: 60) + "\r\n"))
+        #expect(try self.channel.readOutbound(as: ByteBuffer.self) == nil)
+        try self.channel.writeInbound(ByteBuffer(string: "3c\r\n"))
+        #expect(try self.readResponse().status == 413)
     }
 
     @Test func publishChecksTheTokenBeforeTheBody() throws {
-        let (head, _) = try self.send(.POST, "/publish", headers: [("Authorization", "Bearer nope")], body: "{")
-        #expect(head.status == .unauthorized)
-        #expect(head.headers.first(name: "www-authenticate") == "Bearer")
-        let (bad, body) = try self.send(.POST, "/publish", headers: [("Authorization", "Bearer t")], body: "{")
-        #expect(bad.status == .badRequest)
-        #expect(body.contains("not a JSON object"))
+        let refused = try self.send("POST", "/publish", headers: [("Authorization", "Bearer nope")], body: "{")
+        #expect(refused.status == 401)
+        #expect(refused.headers["www-authenticate"] == "Bearer")
+        let bad = try self.send("POST", "/publish", headers: [("Authorization", "Bearer t")], body: "{")
+        #expect(bad.status == 400)
+        #expect(bad.body.contains("not a JSON object"))
     }
 
     @Test func preflightAndHTTP10Close() throws {
-        let (preflight, _) = try self.send(.OPTIONS, "/poll")
-        #expect(preflight.status == .noContent)
-        let (head, _) = try self.send(.GET, "/healthz", version: .http1_0)
-        #expect(head.status == .ok)
-        #expect(head.headers.first(name: "connection") == "close")
+        let preflight = try self.send("OPTIONS", "/poll")
+        #expect(preflight.status == 204)
+        #expect(preflight.headers["content-length"] == nil)
+        #expect(preflight.headers["access-control-allow-methods"] == "GET, POST, OPTIONS")
+        let response = try self.send("GET", "/healthz", version: "HTTP/1.0")
+        #expect(response.status == 200)
+        #expect(response.headers["connection"] == "close")
+        #expect(!self.channel.isActive)
+    }
+
+    @Test func http10KeepAliveIsHonoured() throws {
+        let response = try self.send("GET", "/healthz", version: "HTTP/1.0", headers: [("Connection", "keep-alive")])
+        #expect(response.headers["connection"] == "keep-alive")
+        #expect(self.channel.isActive)
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        try self.channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n"))
+        var statuses: [Int] = []
+        while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) {
+            statuses.append(try RawResponse(String(buffer: buffer)).status)
+        }
+        #expect(statuses == [200, 404, 200])
+    }
+
+    @Test func unparseableHTTPIsAJSON400AndCloses() throws {
+        try self.channel.writeInbound(ByteBuffer(string: "GET /poll HTTP/1.1\r\nNo colon here\r\n\r\n"))
+        let response = try self.readResponse()
+        #expect(response.status == 400)
+        #expect(response.body == #"{"error":"malformed header line"}"#)
+        #expect(!self.channel.isActive)
+    }
+
+    @Test func expectContinueGetsA100BeforeTheBody() throws {
+        try self.channel.writeInbound(ByteBuffer(string: "POST /publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\nAuthorization: Bearer nope\r\n\r\n"))
+        #expect(try self.channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) } == "HTTP/1.1 100 Continue\r\n\r\n")
+        try self.channel.writeInbound(ByteBuffer(string: "{"))
+        #expect(try self.readResponse().status == 401)
+    }
+}
+
+/// A response read from raw bytes (exactly one, with Content-Length or none).
+struct RawResponse {
+    var status: Int
+    var headers: [String: String] = [:]
+    var body: String
+
+    init(_ text: String) throws {
+        guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no end of head in \(text)") }
+        var lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw TestFailure("bad status line in \(text)") }
+        self.status = status
+        for line in lines {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            self.headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        self.body = String(text[split.upperBound...])
+        if let length = self.headers["content-length"].flatMap(Int.init) {
+            guard self.body.utf8.count == length else { throw TestFailure("body of \(self.body.utf8.count) bytes, not \(length)") }
+        }
+    }
+}
+
+@Suite struct PollAnswerFramingTests {
+    func address(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
+        buffer.withUnsafeReadableBytes { $0.baseAddress }
+    }
+
+    @Test func everyWaiterOfOneBodyGetsTheSameFramedBytes() throws {
+        let framing = PollAnswerFraming(corsOrigin: nil)
+        let body = ByteBuffer(string: #"{"messages":[],"cursors":{"a":1}}"#)
+        let keepAlive = ResponseFraming(version: .http1_1, keepAlive: true)
+        let first = framing.response(body: body, framing: keepAlive)
+        let second = framing.response(body: body, framing: keepAlive)
+        #expect(self.address(first) == self.address(second))
+        #expect(String(buffer: first) == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 33\r\nCache-Control: no-store\r\n\r\n" + String(buffer: body))
+        // Another framing, or equal bytes in another buffer, are framed anew.
+        let closing = framing.response(body: body, framing: .closing)
+        #expect(String(buffer: closing).contains("Connection: close\r\n"))
+        let copy = ByteBuffer(string: String(buffer: body))
+        let third = framing.response(body: copy, framing: keepAlive)
+        #expect(self.address(third) != self.address(first))
+        #expect(third == first)
     }
 }

@@ -1,0 +1,374 @@
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP/1.x request, reduced to what the gateway uses.
+struct HTTPRequest: Equatable {
+    var method: HTTPMethod
+    var target: String
+    var version: HTTPVersion
+    var keepAlive: Bool
+    var authorization: String?
+    var body: ByteBuffer?
+}
+
+/// Why a request could not be read. The connection closes after the answer:
+/// the parser cannot tell where the next request would start.
+struct HTTPRequestFailure: Error, Equatable {
+    var status: HTTPResponseStatus
+    var message: String
+}
+
+/// Reads HTTP/1.0 and 1.1 requests from the bytes of one connection
+/// (RFC 9112): request line, header fields, and a body by `Content-Length`
+/// or chunked transfer coding. It keeps only the fields the gateway needs and
+/// holds no bytes between requests, so an idle or parked connection costs
+/// nothing here.
+///
+/// Feed bytes with `append`, then call `next()` until it returns `nil`
+/// (more bytes needed). After a `.failure` it returns nothing more.
+struct HTTPRequestParser {
+    enum Event: Equatable {
+        /// The head carried `Expect: 100-continue`: the client waits for a
+        /// `100 Continue` before it sends the body.
+        case continueExpected
+        case request(HTTPRequest)
+        case failure(HTTPRequestFailure)
+    }
+
+    private enum State {
+        case head
+        case body(HTTPRequest, remaining: Int)
+        case chunkSize(HTTPRequest)
+        case chunkData(HTTPRequest, remaining: Int)
+        case chunkDataEnd(HTTPRequest)
+        case trailers(HTTPRequest, seen: Int)
+        case failed
+    }
+
+    /// Longest request line plus header fields.
+    static let maximumHeadBytes = 8192
+
+    let maximumBodyBytes: Int
+    private var buffer: ByteBuffer?
+    private var state = State.head
+
+    init(maximumBodyBytes: Int) {
+        self.maximumBodyBytes = maximumBodyBytes
+    }
+
+    /// Bytes received but not yet consumed by a request.
+    var bufferedBytes: Int { self.buffer?.readableBytes ?? 0 }
+
+    mutating func append(_ bytes: ByteBuffer) {
+        if case .failed = self.state { return }
+        if self.buffer == nil {
+            self.buffer = bytes
+        } else {
+            var bytes = bytes
+            self.buffer!.writeBuffer(&bytes)
+        }
+    }
+
+    mutating func next() -> Event? {
+        while true {
+            guard var buffer = self.buffer else { return nil }
+            self.buffer = nil  // unique while it is being read
+            let step = self.step(&buffer)
+            self.buffer = buffer.readableBytes > 0 ? buffer : nil
+            switch step {
+            case .needMore: return nil
+            case .progress: continue
+            case .event(let event): return event
+            }
+        }
+    }
+
+    private enum Step {
+        case needMore
+        case progress
+        case event(Event)
+    }
+
+    private mutating func step(_ buffer: inout ByteBuffer) -> Step {
+        switch self.state {
+        case .failed:
+            buffer.clear()
+            return .needMore
+        case .head:
+            return self.readHead(&buffer)
+        case .body(var request, let remaining):
+            let taken = min(remaining, buffer.readableBytes)
+            if taken > 0 {
+                var slice = buffer.readSlice(length: taken)!
+                if request.body == nil { request.body = slice } else { request.body!.writeBuffer(&slice) }
+            }
+            guard remaining == taken else {
+                self.state = .body(request, remaining: remaining - taken)
+                return .needMore
+            }
+            self.state = .head
+            return .event(.request(request))
+        case .chunkSize(let request):
+            guard let line = Self.readLine(&buffer, limit: 1024) else {
+                return buffer.readableBytes > 1024 ? self.fail(.badRequest, "a chunk size line is too long") : .needMore
+            }
+            let sizeText = line.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false)[0]
+            guard let size = Self.hexadecimal(Self.trimmed(sizeText)) else {
+                return self.fail(.badRequest, "malformed chunk size")
+            }
+            if size == 0 {
+                self.state = .trailers(request, seen: 0)
+            } else if (request.body?.readableBytes ?? 0) + size > self.maximumBodyBytes {
+                return self.fail(.payloadTooLarge, "the body is larger than \(self.maximumBodyBytes) bytes")
+            } else {
+                self.state = .chunkData(request, remaining: size)
+            }
+            return .progress
+        case .chunkData(var request, let remaining):
+            let taken = min(remaining, buffer.readableBytes)
+            var slice = buffer.readSlice(length: taken)!
+            if request.body == nil { request.body = slice } else { request.body!.writeBuffer(&slice) }
+            self.state = remaining == taken ? .chunkDataEnd(request) : .chunkData(request, remaining: remaining - taken)
+            return remaining == taken ? .progress : .needMore
+        case .chunkDataEnd(let request):
+            // CRLF (or a bare LF) must follow the chunk's data.
+            let view = buffer.readableBytesView
+            let endLength = view.first == UInt8(ascii: "\r") ? 2 : 1
+            guard view.count >= endLength else { return .needMore }
+            guard view[view.startIndex + endLength - 1] == UInt8(ascii: "\n") else {
+                return self.fail(.badRequest, "a chunk does not end where its size says")
+            }
+            buffer.moveReaderIndex(forwardBy: endLength)
+            self.state = .chunkSize(request)
+            return .progress
+        case .trailers(let request, let seen):
+            let before = buffer.readableBytes
+            guard let line = Self.readLine(&buffer, limit: Self.maximumHeadBytes - seen) else {
+                return seen + buffer.readableBytes > Self.maximumHeadBytes
+                    ? self.fail(.requestHeaderFieldsTooLarge, "the trailer fields are larger than \(Self.maximumHeadBytes) bytes")
+                    : .needMore
+            }
+            if line.isEmpty {
+                self.state = .head
+                return .event(.request(request))
+            }
+            self.state = .trailers(request, seen: seen + before - buffer.readableBytes)
+            return .progress
+        }
+    }
+
+    private mutating func fail(_ status: HTTPResponseStatus, _ message: String) -> Step {
+        self.state = .failed
+        return .event(.failure(HTTPRequestFailure(status: status, message: message)))
+    }
+
+    // MARK: The head
+
+    private mutating func readHead(_ buffer: inout ByteBuffer) -> Step {
+        // Empty lines before a request line are allowed (RFC 9112 §2.2).
+        while let first = buffer.readableBytesView.first, first == UInt8(ascii: "\r") || first == UInt8(ascii: "\n") {
+            buffer.moveReaderIndex(forwardBy: 1)
+        }
+        guard let end = Self.endOfHead(buffer.readableBytesView) else {
+            return buffer.readableBytes > Self.maximumHeadBytes
+                ? self.fail(.requestHeaderFieldsTooLarge, "the request head is larger than \(Self.maximumHeadBytes) bytes")
+                : .needMore
+        }
+        guard end <= Self.maximumHeadBytes else {
+            return self.fail(.requestHeaderFieldsTooLarge, "the request head is larger than \(Self.maximumHeadBytes) bytes")
+        }
+        let head = buffer.readSlice(length: end)!
+        switch Self.parseHead(head.readableBytesView) {
+        case .failure(let failure):
+            self.state = .failed
+            return .event(.failure(failure))
+        case .success(let parsed):
+            return self.startBody(parsed)
+        }
+    }
+
+    private mutating func startBody(_ parsed: ParsedHead) -> Step {
+        var request = parsed.request
+        if parsed.chunked {
+            self.state = .chunkSize(request)
+        } else {
+            let length = parsed.contentLength ?? 0
+            if length > self.maximumBodyBytes {
+                return self.fail(.payloadTooLarge, "the body is \(length) bytes; the limit is \(self.maximumBodyBytes)")
+            }
+            if length == 0 {
+                request.body = nil
+                self.state = .head
+                return .event(.request(request))
+            }
+            self.state = .body(request, remaining: length)
+        }
+        return parsed.expectsContinue ? .event(.continueExpected) : .progress
+    }
+
+    private struct ParsedHead {
+        var request: HTTPRequest
+        var contentLength: Int?
+        var chunked = false
+        var expectsContinue = false
+    }
+
+    private static func parseHead(_ bytes: ByteBufferView) -> Result<ParsedHead, HTTPRequestFailure> {
+        func bad(_ message: String) -> Result<ParsedHead, HTTPRequestFailure> {
+            .failure(HTTPRequestFailure(status: .badRequest, message: message))
+        }
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+            line.last == UInt8(ascii: "\r") ? line.dropLast() : line
+        }
+        while lines.last?.isEmpty == true { lines.removeLast() }
+        guard let requestLine = lines.first else { return bad("the request line is missing") }
+
+        let parts = requestLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenCharacter),
+              !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return bad("malformed request line")
+        }
+        let version: HTTPVersion
+        switch String(decoding: parts[2], as: UTF8.self) {
+        case "HTTP/1.1": version = .http1_1
+        case "HTTP/1.0": version = .http1_0
+        case let other where other.hasPrefix("HTTP/"):
+            return .failure(HTTPRequestFailure(status: .httpVersionNotSupported, message: "\(other.prefix(16)) is not supported; use HTTP/1.1"))
+        default:
+            return bad("malformed request line")
+        }
+        var parsed = ParsedHead(request: HTTPRequest(
+            method: HTTPMethod(rawValue: String(decoding: parts[0], as: UTF8.self)),
+            target: String(decoding: parts[1], as: UTF8.self),
+            version: version,
+            keepAlive: version == .http1_1
+        ))
+        var connectionTokens: [String] = []
+        for line in lines.dropFirst() {
+            guard let first = line.first, first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else {
+                return bad(line.isEmpty ? "malformed header section" : "folded header lines are not supported")
+            }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+                  line[..<colon].allSatisfy(isTokenCharacter) else {
+                return bad("malformed header line")
+            }
+            let value = trimmed(line[line.index(after: colon)...])
+            guard value.allSatisfy({ $0 >= 0x20 && $0 != 0x7F || $0 == UInt8(ascii: "\t") }) else {
+                return bad("a header value holds a control character")
+            }
+            let name = line[..<colon]
+            if equalsIgnoringCase(name, "content-length") {
+                guard !value.isEmpty, value.allSatisfy(isDigit) else { return bad("Content-Length must be a whole number") }
+                // Lengths too long for an Int are over any limit anyway.
+                let length = value.count > 18 ? Int.max : Int(String(decoding: value, as: UTF8.self))!
+                if let earlier = parsed.contentLength, earlier != length { return bad("conflicting Content-Length fields") }
+                parsed.contentLength = length
+            } else if equalsIgnoringCase(name, "transfer-encoding") {
+                let codings = listTokens(value)
+                guard codings == ["chunked"], !parsed.chunked else {
+                    return .failure(HTTPRequestFailure(status: .notImplemented,
+                        message: "Transfer-Encoding \(codings.joined(separator: ", ").prefix(40)) is not supported; send Content-Length or chunked"))
+                }
+                parsed.chunked = true
+            } else if equalsIgnoringCase(name, "connection") {
+                connectionTokens += listTokens(value)
+            } else if equalsIgnoringCase(name, "authorization") {
+                parsed.request.authorization = String(decoding: value, as: UTF8.self)
+            } else if equalsIgnoringCase(name, "expect") {
+                guard equalsIgnoringCase(value, "100-continue") else {
+                    return .failure(HTTPRequestFailure(status: .expectationFailed, message: "only Expect: 100-continue is supported"))
+                }
+                parsed.expectsContinue = version == .http1_1
+            }
+        }
+        if parsed.chunked && parsed.contentLength != nil {
+            return bad("a request may not carry both Content-Length and Transfer-Encoding")
+        }
+        if connectionTokens.contains("close") {
+            parsed.request.keepAlive = false
+        } else if connectionTokens.contains("keep-alive") {
+            parsed.request.keepAlive = true
+        }
+        return .success(parsed)
+    }
+
+    // MARK: Bytes
+
+    /// The length of the head including its final empty line, if it is all here.
+    private static func endOfHead(_ bytes: ByteBufferView) -> Int? {
+        var index = bytes.startIndex
+        while let newline = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) {
+            let next = bytes.index(after: newline)
+            if next < bytes.endIndex, bytes[next] == UInt8(ascii: "\n") {
+                return next + 1 - bytes.startIndex
+            }
+            if next + 1 < bytes.endIndex, bytes[next] == UInt8(ascii: "\r"), bytes[next + 1] == UInt8(ascii: "\n") {
+                return next + 2 - bytes.startIndex
+            }
+            index = next
+        }
+        return nil
+    }
+
+    /// Reads one line (without its CRLF or LF) if it is complete and no longer than `limit`.
+    private static func readLine(_ buffer: inout ByteBuffer, limit: Int) -> [UInt8]? {
+        let view = buffer.readableBytesView
+        guard let newline = view.prefix(limit + 2).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let length = newline - view.startIndex
+        let hasReturn = length > 0 && view[newline - 1] == UInt8(ascii: "\r")
+        guard length - (hasReturn ? 1 : 0) <= limit else { return nil }
+        let line = buffer.readBytes(length: length + 1)!
+        return Array(line.prefix(length - (hasReturn ? 1 : 0)))
+    }
+
+    private static func hexadecimal<Bytes: Collection>(_ digits: Bytes) -> Int? where Bytes.Element == UInt8 {
+        guard !digits.isEmpty, digits.count <= 15 else { return nil }
+        var value = 0
+        for digit in digits {
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = value * 16 + Int(digit - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value * 16 + Int(digit - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = value * 16 + Int(digit - UInt8(ascii: "A") + 10)
+            default: return nil
+            }
+        }
+        return value
+    }
+
+    static func trimmed<Bytes: BidirectionalCollection>(_ bytes: Bytes) -> Bytes.SubSequence where Bytes.Element == UInt8 {
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let start = bytes.firstIndex(where: { !isBlank($0) }) else { return bytes[bytes.endIndex...] }
+        let end = bytes.lastIndex(where: { !isBlank($0) })!
+        return bytes[start...end]
+    }
+}
+
+/// The lowercased elements of a comma-separated field value.
+private func listTokens<Bytes: BidirectionalCollection>(_ value: Bytes) -> [String] where Bytes.Element == UInt8, Bytes.SubSequence: BidirectionalCollection {
+    value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { element in
+        String(decoding: HTTPRequestParser.trimmed(element), as: UTF8.self).lowercased()
+    }
+}
+
+private func isDigit(_ byte: UInt8) -> Bool {
+    byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+}
+
+/// `tchar` of RFC 9110 §5.6.2: what methods and field names are made of.
+private func isTokenCharacter(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        return true
+    default:
+        return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+    }
+}
+
+private func equalsIgnoringCase<Bytes: Collection>(_ bytes: Bytes, _ lowercase: StaticString) -> Bool where Bytes.Element == UInt8 {
+    guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+    return lowercase.withUTF8Buffer { expected in
+        zip(bytes, expected).allSatisfy { byte, wanted in
+            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == wanted
+        }
+    }
+}

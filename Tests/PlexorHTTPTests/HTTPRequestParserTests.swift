@@ -1,0 +1,124 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import PlexorHTTP
+
+@Suite struct HTTPRequestParserTests {
+    /// Feeds `text` in pieces of `pieceSize` bytes and collects every event.
+    func events(_ text: String, pieceSize: Int = .max, maximumBodyBytes: Int = 100) -> [HTTPRequestParser.Event] {
+        var parser = HTTPRequestParser(maximumBodyBytes: maximumBodyBytes)
+        var events: [HTTPRequestParser.Event] = []
+        let bytes = Array(text.utf8)
+        var start = 0
+        while start < bytes.count {
+            let end = min(bytes.count, start + min(pieceSize, bytes.count))
+            parser.append(ByteBuffer(bytes: bytes[start..<end]))
+            while let event = parser.next() { events.append(event) }
+            start = end
+        }
+        return events
+    }
+
+    func request(_ target: String, method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, keepAlive: Bool = true,
+                 authorization: String? = nil, body: String? = nil) -> HTTPRequestParser.Event {
+        .request(HTTPRequest(method: method, target: target, version: version, keepAlive: keepAlive,
+                             authorization: authorization, body: body.map { ByteBuffer(string: $0) }))
+    }
+
+    func failure(_ status: HTTPResponseStatus, _ message: String) -> HTTPRequestParser.Event {
+        .failure(HTTPRequestFailure(status: status, message: message))
+    }
+
+    @Test func aGetInOnePieceOrByteByByte() {
+        let text = "GET /poll?tags=a@3 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n"
+        let expected = [self.request("/poll?tags=a@3", authorization: "Bearer t")]
+        #expect(self.events(text) == expected)
+        #expect(self.events(text, pieceSize: 1) == expected)
+    }
+
+    @Test func bareLineFeedsAndLeadingEmptyLinesAreAccepted() {
+        #expect(self.events("\r\n\nGET / HTTP/1.1\nHost: x\n\n") == [self.request("/")])
+    }
+
+    @Test func aBodyByContentLength() {
+        let text = "POST /publish HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"
+        #expect(self.events(text, pieceSize: 7) == [self.request("/publish", method: .POST, body: "hello world")])
+    }
+
+    @Test func aChunkedBodyWithExtensionsAndTrailers() {
+        let text = "POST /publish HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+        let expected = [self.request("/publish", method: .POST, body: "hello world")]
+        #expect(self.events(text) == expected)
+        #expect(self.events(text, pieceSize: 1) == expected)
+    }
+
+    @Test func pipelinedRequestsComeOneByOneAndLeaveNothingBuffered() {
+        var parser = HTTPRequestParser(maximumBodyBytes: 100)
+        parser.append(ByteBuffer(string: "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"))
+        #expect(parser.next() == self.request("/a"))
+        #expect(parser.bufferedBytes > 0)
+        #expect(parser.next() == self.request("/b", method: .POST, body: "hi"))
+        #expect(parser.next() == nil)
+        #expect(parser.bufferedBytes == 0)
+    }
+
+    @Test func keepAliveFollowsTheVersionAndConnectionField() {
+        #expect(self.events("GET / HTTP/1.0\r\n\r\n") == [self.request("/", version: .http1_0, keepAlive: false)])
+        #expect(self.events("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") == [self.request("/", version: .http1_0)])
+        #expect(self.events("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n") == [self.request("/", keepAlive: false)])
+    }
+
+    @Test func expectContinueIsAnnouncedBeforeTheBody() {
+        let events = self.events("POST /p HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+        #expect(events == [.continueExpected, self.request("/p", method: .POST, body: "hi")])
+        #expect(self.events("POST /p HTTP/1.1\r\nExpect: 200-ok\r\n\r\n")
+                == [self.failure(.expectationFailed, "only Expect: 100-continue is supported")])
+    }
+
+    @Test func bodiesOverTheLimit() {
+        #expect(self.events("POST /p HTTP/1.1\r\nContent-Length: 101\r\n\r\n")
+                == [self.failure(.payloadTooLarge, "the body is 101 bytes; the limit is 100")])
+        #expect(self.events("POST /p HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+                == [self.failure(.payloadTooLarge, "the body is \(Int.max) bytes; the limit is 100")])
+        #expect(self.events("POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" + String(repeating: "x", count: 80) + "\r\n40\r\n")
+                == [self.failure(.payloadTooLarge, "the body is larger than 100 bytes")])
+    }
+
+    @Test func aHeadOverTheLimitIs431() {
+        let text = "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: HTTPRequestParser.maximumHeadBytes)
+        #expect(self.events(text) == [self.failure(.requestHeaderFieldsTooLarge, "the request head is larger than 8192 bytes")])
+    }
+
+    @Test func malformedHeadsAreRefusedWithTheReason() {
+        let cases: [(String, HTTPRequestParser.Event)] = [
+            ("GET /\r\n\r\n", self.failure(.badRequest, "malformed request line")),
+            ("GET  / HTTP/1.1\r\n\r\n", self.failure(.badRequest, "malformed request line")),
+            ("G(T / HTTP/1.1\r\n\r\n", self.failure(.badRequest, "malformed request line")),
+            ("GET / FTP/1.1\r\n\r\n", self.failure(.badRequest, "malformed request line")),
+            ("GET / HTTP/2.0\r\n\r\n", self.failure(.httpVersionNotSupported, "HTTP/2.0 is not supported; use HTTP/1.1")),
+            ("GET / HTTP/1.1\r\nNo colon\r\n\r\n", self.failure(.badRequest, "malformed header line")),
+            ("GET / HTTP/1.1\r\nName : v\r\n\r\n", self.failure(.badRequest, "malformed header line")),
+            ("GET / HTTP/1.1\r\nA: b\r\n  folded\r\n\r\n", self.failure(.badRequest, "folded header lines are not supported")),
+            ("GET / HTTP/1.1\r\nA: b\u{1}c\r\n\r\n", self.failure(.badRequest, "a header value holds a control character")),
+            ("GET / HTTP/1.1\r\nContent-Length: zebra\r\n\r\n", self.failure(.badRequest, "Content-Length must be a whole number")),
+            ("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", self.failure(.badRequest, "conflicting Content-Length fields")),
+            ("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+             self.failure(.badRequest, "a request may not carry both Content-Length and Transfer-Encoding")),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+             self.failure(.notImplemented, "Transfer-Encoding gzip, chunked is not supported; send Content-Length or chunked")),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", self.failure(.badRequest, "malformed chunk size")),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", self.failure(.badRequest, "a chunk does not end where its size says")),
+        ]
+        for (text, expected) in cases {
+            #expect(self.events(text) == [expected], "\(text.debugDescription)")
+        }
+    }
+
+    @Test func nothingFollowsAFailure() {
+        var parser = HTTPRequestParser(maximumBodyBytes: 100)
+        parser.append(ByteBuffer(string: "BAD\r\n\r\nGET / HTTP/1.1\r\n\r\n"))
+        #expect(parser.next() == self.failure(.badRequest, "malformed request line"))
+        parser.append(ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))
+        #expect(parser.next() == nil)
+    }
+}
