@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -37,13 +40,15 @@ public final class Gateway: @unchecked Sendable {
     public let metrics = GatewayMetrics()
     /// The port the server listens on (useful with port 0).
     public let localPort: Int
+    /// The port of `configuration.statusPort`, if set.
+    public let localStatusPort: Int?
 
     private let group: MultiThreadedEventLoopGroup
     private let listener: Listener
     private let pool: PostgresPool
     private let publisher: BatchingPublisher
     private let shards: [HubShard]
-    private let serverChannel: Channel
+    private let serverChannels: [Channel]
     private let logger: Logger
     private var retentionTask: RepeatedTask?
 
@@ -81,9 +86,10 @@ public final class Gateway: @unchecked Sendable {
             servicesByLoop[ObjectIdentifier(shard.loop)] = (shard, PollAnswerFraming(corsOrigin: configuration.corsOrigin))
         }
         let maximumConnections = configuration.maximumConnections
-        let bootstrap = ServerBootstrap(group: self.group)
+        let bootstrap = { (reusePort: Bool) in ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: reusePort ? 1 : 0)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
             // A poll request is a few hundred bytes; every connection keeps
@@ -102,16 +108,24 @@ public final class Gateway: @unchecked Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
+        }
+        var channels: [Channel] = []
         do {
-            self.serverChannel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
+            channels.append(try bootstrap(configuration.reusePort).bind(host: configuration.host, port: configuration.port).wait())
+            if let statusPort = configuration.statusPort {
+                channels.append(try bootstrap(false).bind(host: configuration.host, port: statusPort).wait())
+            }
         } catch {
+            for channel in channels { try? channel.close().wait() }
             self.listener.shutdown()
             self.publisher.shutdown()
             self.pool.shutdown()
             try? self.group.syncShutdownGracefully()
             throw error
         }
-        self.localPort = self.serverChannel.localAddress?.port ?? configuration.port
+        self.serverChannels = channels
+        self.localPort = channels[0].localAddress?.port ?? configuration.port
+        self.localStatusPort = configuration.statusPort == nil ? nil : channels[1].localAddress?.port
         if !configuration.retention.keepsEverything {
             let loop = self.group.next()
             self.retentionTask = loop.scheduleRepeatedAsyncTask(
@@ -141,7 +155,7 @@ public final class Gateway: @unchecked Sendable {
     /// Graceful shutdown: stop accepting, answer every parked poll with its
     /// current cursors (clients go on elsewhere), finish publishes, then stop.
     public func shutdown() {
-        try? self.serverChannel.close().wait()
+        for channel in self.serverChannels { try? channel.close().wait() }
         self.retentionTask?.cancel()
         for shard in self.shards {
             try? shard.loop.submit {

@@ -10,6 +10,12 @@ public struct GatewayConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// 0 picks a free port (tests).
     public var port = 8080
+    /// Lets several gateway processes share `port` (`SO_REUSEPORT`); the
+    /// kernel spreads new connections over them.
+    public var reusePort = false
+    /// A second port with the same routes that only this process listens on,
+    /// so each of several processes sharing `port` can be scraped and checked.
+    public var statusPort: Int?
     public var pollLimits = PollLimits()
     /// Open connections beyond this get a 503.
     public var maximumConnections = 10_000

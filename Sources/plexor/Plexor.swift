@@ -88,6 +88,10 @@ struct Serve: ParsableCommand {
     var host: String?
     @Option(help: "HTTP port. Env: PLEXOR_PORT. Default 8080.")
     var port: Int?
+    @Flag(help: "Share --port with other plexor processes on this host (SO_REUSEPORT): the kernel spreads connections over them. Env: PLEXOR_REUSE_PORT=1.")
+    var reusePort = false
+    @Option(help: ArgumentHelp("A second port with the same routes that only this process listens on, to scrape or check each of several processes sharing --port. Env: PLEXOR_STATUS_PORT.", valueName: "port"))
+    var statusPort: Int?
     @Flag(help: "Apply migrations before serving an existing database (the embedded one is always migrated). Env: PLEXOR_MIGRATE=1.")
     var migrate = false
     @Option(help: ArgumentHelp("Open connections beyond this get a 503. Env: PLEXOR_MAX_CONNECTIONS. Default 10000.", valueName: "n"))
@@ -127,6 +131,10 @@ struct Serve: ParsableCommand {
         var configuration = GatewayConfiguration(connectionString: "")
         configuration.host = environment.string(self.host, "PLEXOR_HOST") ?? "127.0.0.1"
         configuration.port = try environment.integer(self.port, "PLEXOR_PORT", default: 8080, range: 0...65535, option: "--port")
+        configuration.reusePort = self.reusePort || environment.variables["PLEXOR_REUSE_PORT"] == "1"
+        if self.statusPort != nil || environment.variables["PLEXOR_STATUS_PORT"] != nil {
+            configuration.statusPort = try environment.integer(self.statusPort, "PLEXOR_STATUS_PORT", default: 0, range: 0...65535, option: "--status-port")
+        }
         configuration.maximumConnections = try environment.integer(self.maxConnections, "PLEXOR_MAX_CONNECTIONS", default: 10_000, range: 1...10_000_000, option: "--max-connections")
         configuration.pollLimits = PollLimits(
             maximumTags: try environment.integer(self.maxTagsPerPoll, "PLEXOR_MAX_TAGS_PER_POLL", default: 100, range: 1...10_000, option: "--max-tags-per-poll"),

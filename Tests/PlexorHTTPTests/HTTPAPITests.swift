@@ -57,6 +57,31 @@ import Testing
         #expect(try await TestHTTPClient.get(port: port, "/healthz").status == .ok)
     }
 
+    @Test func gatewaysShareAPortWithReusePortAndEachHasItsStatusPort() async throws {
+        let first = try startGateway { $0.reusePort = true; $0.statusPort = 0 }
+        defer { first.shutdown() }
+        let port = first.localPort
+        #expect(throws: (any Error).self) { try startGateway { $0.port = port } }
+        let second = try startGateway { $0.port = port; $0.reusePort = true; $0.statusPort = 0 }
+        defer { second.shutdown() }
+        #expect(second.localPort == port)
+
+        // A poll parked through the shared port shows on the status port of the gateway that took it.
+        let client = try await TestHTTPClient.connect(port: port)
+        let tag = uniqueTag()
+        let poll = Task { try await client.get("/poll?tags=\(tag)") }
+        try await waitUntil("the poll is parked") { first.parked + second.parked == 1 }
+        let holder = first.parked == 1 ? first : second
+        let other = first.parked == 1 ? second : first
+        let holderMetrics = try await TestHTTPClient.get(port: holder.localStatusPort!, "/metrics").body
+        let otherMetrics = try await TestHTTPClient.get(port: other.localStatusPort!, "/metrics").body
+        #expect(holderMetrics.contains("plexor_polls_parked 1\n"))
+        #expect(otherMetrics.contains("plexor_polls_parked 0\n"))
+        try SQLPublisher().insert([tag], "1")
+        #expect(try Answer(await poll.value).cursors == [tag: 1])
+        await client.close()
+    }
+
     @Test func healthReadinessAndMetrics() async throws {
         let gateway = try startGateway()
         defer { gateway.shutdown() }
