@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the benchmarks compare against and drive load with:
-# nginx with the Nchan module, and wrk.
+# nginx with the Nchan module, wrk, and a C compiler for the write floor.
 set -euo pipefail
-packages=(nginx-light libnginx-mod-nchan wrk curl)
+packages=(nginx-light libnginx-mod-nchan wrk curl gcc libc6-dev)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

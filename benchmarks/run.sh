@@ -6,13 +6,13 @@
 #
 # Environment: POLLS (parked and fan-out polls, default 10000), SAMPLES
 # (latency samples, 300), SECONDS_EACH (load duration, 10), SCENARIOS
-# (default "latency parked fanout cycle publish listened").
+# (default "floor latency parked parked100k fanout stream cycle publish listened").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 polls=${POLLS:-10000}
 samples=${SAMPLES:-300}
 seconds=${SECONDS_EACH:-10}
-scenarios=${SCENARIOS:-latency parked fanout cycle publish listened}
+scenarios=${SCENARIOS:-floor latency parked parked100k fanout stream cycle publish listened}
 
 ./scripts/install-dependencies.sh
 ./benchmarks/install-tools.sh
@@ -67,12 +67,45 @@ for scenario in $scenarios; do
         latency)
             $bench latency "${plexor_args[@]}" --samples "$samples"
             $bench latency "${nchan_args[@]}" --samples "$samples" ;;
+        floor)
+            # What the kernel alone charges the sender for one small write to a
+            # loopback client waiting in epoll: the floor under any fan-out.
+            gcc -O2 -o "$work/write-floor" benchmarks/write-floor.c
+            floor_writes=$(( polls < 9000 ? polls : 9000 ))  # two descriptors per connection in one process
+            "$work/write-floor" "$floor_writes" 300 | tee -a "$work/floor.txt"
+            awk -v polls="$floor_writes" '/CPU per write/ {for (i = 1; i <= NF; i++) if ($i == "us") {sum += $(i - 1); n++}} END {printf "{\"scenario\":\"floor\",\"server\":\"kernel\",\"writes\":%d,\"cpu_us_per_write\":%.2f}\n", polls, sum / n}' "$work/floor.txt" >> "$json" ;;
         parked)
-            $bench parked "${plexor_args[@]}" --count "$polls"
-            $bench parked "${nchan_args[@]}" --count "$polls" ;;
+            # One process each; a process holds at most ~19,000 connections here.
+            for count in "$polls" 19000; do
+                $bench parked "${plexor_args[@]}" --count "$count"
+                $bench parked "${nchan_args[@]}" --count "$count"
+            done ;;
+        parked100k)
+            # 100,000 polls over six gateway processes sharing one port (SO_REUSEPORT), from six client processes.
+            shared_port=18110
+            reuse_pids=()
+            status_ports=()
+            for index in 1 2 3 4 5 6; do
+                .build/release/plexor serve --database-url "$database" --port "$shared_port" --reuse-port \
+                    --status-port $((shared_port + index)) --log-level warning --max-connections 20000 \
+                    --retention-max-per-tag 0 --retention-max-age 0 > "$work/reuse-$index.log" 2>&1 &
+                reuse_pids+=($!)
+                status_ports+=($((shared_port + index)))
+            done
+            for port in "${status_ports[@]}"; do
+                for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+            done
+            $bench parked --server plexor --port "$shared_port" --status-port "${status_ports[@]}" --pid "${reuse_pids[@]}" \
+                --source-addresses 8 --count 100000 --client-processes 6 --json-out "$json"
+            kill -TERM "${reuse_pids[@]}"
+            wait "${reuse_pids[@]}" 2>/dev/null || true ;;
         fanout)
             $bench fanout "${plexor_args[@]}" --count "$polls"
             $bench fanout "${nchan_args[@]}" --count "$polls" ;;
+        stream)
+            # 10,000 clients over 1,000 tags re-polling with cursors; 1,000 msgs/s, then more until it saturates.
+            $bench stream "${plexor_args[@]}" --clients "$polls" --tags $(( polls / 10 )) --rates 1000 2000 4000 8000 \
+                --seconds "$seconds" --svg-out "benchmarks/results/$stamp-stream.svg" ;;
         cycle)
             # Polls answered at once from a backlog, keep-alive, same load generator for both.
             tag="bench-cycle-$RANDOM"

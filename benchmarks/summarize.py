@@ -23,10 +23,23 @@ def main(path):
                f"Linux {machine.get('kernel')}; {machine.get('postgresql')}; nginx {machine.get('nginx')} with Nchan "
                f"{machine.get('nchan')}; Plexor {machine.get('plexor')}. Polls: {machine.get('polls')}, latency samples: "
                f"{machine.get('samples')}, load runs: {machine.get('seconds')} s.")
+    floor = by.get(("floor", "kernel"), [])
+    if floor:
+        out += ["", f"Kernel floor (benchmarks/write-floor.c): one 300-byte write to a loopback client waiting in epoll costs "
+                    f"the sender {floor[0]['cpu_us_per_write']:.2f} µs of CPU ({floor[0]['writes']:,} connections)."]
     out += ["", "| scenario | figure | Plexor | Nchan |", "|---|---|---|---|"]
+    parked = {}
+    for r in by.get(("parked", "plexor"), []) + by.get(("parked", "nchan"), []):
+        parked.setdefault(r["polls"], {})[r["server"]] = r
+    for polls, servers in sorted(parked.items()):
+        def cell(server, key, digits=0):
+            r = servers.get(server)
+            return "—" if r is None else f"{r[key]:,.{digits}f}"
+        processes = servers.get("plexor", {}).get("server_processes", 1)
+        label = f"1. parked {polls:,}" + (f" ({processes} gateway processes)" if processes > 1 else "")
+        out.append(f"| {label} | bytes of server RSS per parked poll | {cell('plexor', 'bytes_per_poll')} | {cell('nchan', 'bytes_per_poll')} |")
+        out.append(f"| {label} | polls still parked after the hold | {cell('plexor', 'waiting_after_hold')} | {cell('nchan', 'waiting_after_hold')} |")
     table = [
-        ("1. parked", "bytes of server RSS per parked poll", "parked", "bytes_per_poll", 0),
-        ("1. parked", "polls still parked after the hold", "parked", "waiting_after_hold", 0),
         ("2. fan-out", "publish → answer, median (ms)", "fanout", "median_ms", 2),
         ("2. fan-out", "publish → answer, p99 (ms)", "fanout", "p99_ms", 2),
         ("2. fan-out", "publish → last answer (ms)", "fanout", "last_ms", 2),
@@ -38,6 +51,13 @@ def main(path):
     for label, figure, scenario, key, digits in table:
         if (scenario, "plexor") in by or (scenario, "nchan") in by:
             out.append(f"| {label} | {figure} | {get(scenario, 'plexor', key, digits)} | {get(scenario, 'nchan', key, digits)} |")
+    stream = by.get(("stream", "plexor"), [])
+    if stream:
+        out += ["", f"| 3. stream ({stream[0]['clients']:,} clients, {stream[0]['tags']:,} tags): msgs/s asked | committed | deliveries | lost "
+                    "| commit → client median (ms) | p99 | p99.9 | gateway CPU | bench CPU |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in stream:
+            out.append(f"| {r['rate']:,} | {r['achieved_rate']:,.0f} | {r['deliveries']:,} | {r['lost']} | {r['median_ms']:.3f} "
+                       f"| {r['p99_ms']:.3f} | {r['p999_ms']:.3f} | {r['gateway_cpu_percent']:.0f}% | {r['client_cpu_percent']:.0f}% |")
     publish = by.get(("publish", "plexor"), [])
     if publish:
         out += ["", "| 5. publish path | connections | messages/s |", "|---|---|---|"]

@@ -13,12 +13,12 @@ struct Fanout: AsyncParsableCommand {
     @Option(help: "Polls parked on the tag.") var count = 10_000
 
     func run() async throws {
-        let status = try await self.target.connect(index: 0)
+        let status = try await ServerStatus.open(self.target)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let tag = "bench-fanout-\(UInt32.random(in: 0...UInt32.max))"
         let uris = [String](repeating: self.target.waitURI(tag: tag), count: self.count)
         let clients = try await ParkedClients.open(uris, target: self.target, group: group)
-        try await waitForWaiting(self.count, target: self.target, status: status)
+        try await status.waitFor(self.count)
         let publisher = try await self.target.makePublisher()
         let before = try self.target.processFigures()
         let start = NIODeadline.now()

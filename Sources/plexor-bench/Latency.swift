@@ -24,14 +24,14 @@ struct Latency: AsyncParsableCommand {
 func measureLatency(_ target: TargetOptions, samples: Int, alreadyWaiting: Int = 0) async throws -> Statistics {
     let tag = "bench-latency-\(UInt32.random(in: 0...UInt32.max))"
     let client = try await target.connect(index: 0)
-    let status = try await target.connect(index: 0)
+    let status = try await ServerStatus.open(target)
     let publisher = try await target.makePublisher()
     var latencies: [Double] = []
     for index in 0..<samples {
         let uri = target.waitURI(tag: tag, timeout: 30)
         let pending = Task { try await client.get(uri) }
         // Publish only once the poll waits, as a parked client's would be.
-        try await waitForWaiting(alreadyWaiting + 1, target: target, status: status)
+        try await status.waitFor(alreadyWaiting + 1)
         let start = NIODeadline.now()
         try await publisher.publish(tag: tag, data: "{\"n\":\(index)}")
         let response = try await pending.value

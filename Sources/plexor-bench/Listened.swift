@@ -25,8 +25,8 @@ struct Listened: AsyncParsableCommand {
             return "/poll?tags=\(names.joined(separator: ","))&timeout=60"
         }
         let clients = try await ParkedClients.open(uris, target: self.target, group: group)
-        let status = try await self.target.connect(index: 0)
-        try await waitForWaiting(pollCount, target: self.target, status: status)
+        let status = try await ServerStatus.open(self.target)
+        try await status.waitFor(pollCount)
         let statistics = try await measureLatency(self.target, samples: self.samples, alreadyWaiting: pollCount)
         try self.results.record("listened", server: "plexor", [
             "tags": self.tags, "polls": pollCount, "samples": self.samples,

@@ -19,6 +19,8 @@ struct TargetOptions: ParsableArguments {
     var pid: [Int32] = []
     @Option(help: "Loopback source addresses to spread client connections over (127.0.0.1, 127.0.0.2, …).")
     var sourceAddresses = 1
+    @Option(parsing: .upToNextOption, help: "Ports whose /metrics count the waiting polls, summed (each gateway's --status-port when several share --port). Default: --port.")
+    var statusPort: [Int] = []
 
     /// The request that waits for the next message on `tag`.
     func waitURI(tag: String, timeout: Int = 60) -> String {
@@ -45,7 +47,7 @@ struct TargetOptions: ParsableArguments {
         }
     }
 
-    /// Polls waiting right now, as the server counts them.
+    /// Polls waiting right now, as the server behind `connection` counts them.
     func waitingCount(_ connection: HTTPClientConnection) async throws -> Int {
         switch self.server {
         case .plexor:
@@ -136,14 +138,39 @@ extension TimeAmount {
     var milliseconds: Double { Double(self.nanoseconds) / 1e6 }
 }
 
-/// Waits, bounded, until the server counts `count` waiting polls.
-func waitForWaiting(_ count: Int, target: TargetOptions, status: HTTPClientConnection, timeout: Duration = .seconds(120)) async throws {
-    let start = ContinuousClock.now
-    while try await target.waitingCount(status) < count {
-        guard ContinuousClock.now - start < timeout else {
-            throw ValidationError("only \(try await target.waitingCount(status)) of \(count) polls are waiting after \(timeout)")
+/// How many polls the server side holds: summed over the status port of
+/// every gateway process (or the one port under test).
+struct ServerStatus {
+    let target: TargetOptions
+    let connections: [HTTPClientConnection]
+
+    static func open(_ target: TargetOptions) async throws -> ServerStatus {
+        var connections: [HTTPClientConnection] = []
+        for port in target.statusPort.isEmpty ? [target.port] : target.statusPort {
+            connections.append(try await HTTPClientConnection.connect(port: port, host: target.host))
         }
-        try await Task.sleep(for: .milliseconds(20))
+        return ServerStatus(target: target, connections: connections)
+    }
+
+    func waiting() async throws -> Int {
+        var total = 0
+        for connection in self.connections { total += try await self.target.waitingCount(connection) }
+        return total
+    }
+
+    /// Waits, bounded, until the server counts `count` waiting polls.
+    func waitFor(_ count: Int, timeout: Duration = .seconds(120)) async throws {
+        let start = ContinuousClock.now
+        while try await self.waiting() < count {
+            guard ContinuousClock.now - start < timeout else {
+                throw ValidationError("only \(try await self.waiting()) of \(count) polls are waiting after \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func close() async {
+        for connection in self.connections { await connection.close() }
     }
 }
 
@@ -176,11 +203,12 @@ struct ParkedClients {
     private(set) var answers: [Task<HTTPClientResponse, Error>] = []
 
     /// Opens one connection per URI and sends its poll; `answered` runs as each answer (or error) arrives.
-    static func open(_ uris: [String], target: TargetOptions, group: EventLoopGroup,
+    /// Connection `i` comes from source address number `firstIndex + i`.
+    static func open(_ uris: [String], target: TargetOptions, group: EventLoopGroup, firstIndex: Int = 0,
                      answered: @escaping @Sendable () -> Void = {}) async throws -> ParkedClients {
         var clients = ParkedClients()
         for (index, uri) in uris.enumerated() {
-            let connection = try await target.connect(index: index, group: group)
+            let connection = try await target.connect(index: firstIndex + index, group: group)
             clients.connections.append(connection)
             clients.answers.append(Task {
                 defer { answered() }
