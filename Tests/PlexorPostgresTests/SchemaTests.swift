@@ -91,6 +91,8 @@ import Testing
         ("(NULL, '1', NULL)", "tags must not be NULL", "23502"),
         ("('{a,a}', '1', NULL)", "lists a tag more than once", "23514"),
         ("('{\"a b\"}', '1', NULL)", "has a character outside", "23514"),
+        ("('{\"a,b\"}', '1', NULL)", "has a character outside", "23514"),
+        ("('{a,\"b c\"}', '1', NULL)", "has a character outside", "23514"),
         ("('{\"\"}', '1', NULL)", "is empty", "23514"),
         ("(ARRAY[NULL]::text[], '1', NULL)", "is NULL", "23514"),
         ("(ARRAY[repeat('x', 129)], '1', NULL)", "longer than 128", "23514"),
