@@ -75,19 +75,34 @@ for scenario in $scenarios; do
             "$work/write-floor" "$floor_writes" 300 | tee -a "$work/floor.txt"
             awk -v polls="$floor_writes" '/CPU per write/ {for (i = 1; i <= NF; i++) if ($i == "us") {sum += $(i - 1); n++}} END {printf "{\"scenario\":\"floor\",\"server\":\"kernel\",\"writes\":%d,\"cpu_us_per_write\":%.2f}\n", polls, sum / n}' "$work/floor.txt" >> "$json" ;;
         parked)
-            # One process each; a process holds at most ~19,000 connections here.
+            # Each count on freshly started servers (memory freed by an earlier run
+            # stays in a process's RSS); one process holds at most ~19,000 here.
             for count in "$polls" 19000; do
-                $bench parked "${plexor_args[@]}" --count "$count"
-                $bench parked "${nchan_args[@]}" --count "$count"
+                fresh_port=18119
+                .build/release/plexor serve --database-url "$database" --port "$fresh_port" --log-level warning \
+                    --max-connections 20000 --retention-max-per-tag 0 --retention-max-age 0 > "$work/fresh.log" 2>&1 &
+                fresh=$!
+                for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$fresh_port/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+                $bench parked --server plexor --port "$fresh_port" --pid "$fresh" --source-addresses 4 --json-out "$json" --count "$count"
+                kill -TERM "$fresh"; wait "$fresh" 2>/dev/null || true
+
+                mkdir -p "$work/nginx-fresh"
+                sed "s|@PORT@|$((fresh_port + 1))|; s|@DIR@|$work/nginx-fresh|g" benchmarks/nchan.conf > "$work/nginx-fresh/nginx.conf"
+                nginx -c "$work/nginx-fresh/nginx.conf" -p "$work/nginx-fresh" -e "$work/nginx-fresh/nginx-error.log"
+                sleep 0.5
+                $bench parked --server nchan --port $((fresh_port + 1)) --pid $(pgrep -P "$(cat "$work/nginx-fresh/nginx.pid")" | tr '\n' ' ') \
+                    --source-addresses 4 --json-out "$json" --count "$count"
+                kill -QUIT "$(cat "$work/nginx-fresh/nginx.pid")"; sleep 1
             done ;;
         parked100k)
-            # 100,000 polls over six gateway processes sharing one port (SO_REUSEPORT), from six client processes.
+            # 100,000 polls over six gateway processes sharing one port (SO_REUSEPORT), from six client
+            # processes. Opening them all takes longer than a minute here, so the polls ask for 10.
             shared_port=18110
             reuse_pids=()
             status_ports=()
             for index in 1 2 3 4 5 6; do
                 .build/release/plexor serve --database-url "$database" --port "$shared_port" --reuse-port \
-                    --status-port $((shared_port + index)) --log-level warning --max-connections 20000 \
+                    --status-port $((shared_port + index)) --log-level warning --max-connections 20000 --max-timeout 600 \
                     --retention-max-per-tag 0 --retention-max-age 0 > "$work/reuse-$index.log" 2>&1 &
                 reuse_pids+=($!)
                 status_ports+=($((shared_port + index)))
@@ -96,7 +111,7 @@ for scenario in $scenarios; do
                 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
             done
             $bench parked --server plexor --port "$shared_port" --status-port "${status_ports[@]}" --pid "${reuse_pids[@]}" \
-                --source-addresses 8 --count 100000 --client-processes 6 --json-out "$json"
+                --source-addresses 8 --count 100000 --client-processes 6 --poll-timeout 600 --json-out "$json"
             kill -TERM "${reuse_pids[@]}"
             wait "${reuse_pids[@]}" 2>/dev/null || true ;;
         fanout)

@@ -19,13 +19,15 @@ struct TargetOptions: ParsableArguments {
     var pid: [Int32] = []
     @Option(help: "Loopback source addresses to spread client connections over (127.0.0.1, 127.0.0.2, …).")
     var sourceAddresses = 1
+    @Option(help: "Seconds a waiting poll asks to wait (Plexor caps it at its --max-timeout).")
+    var pollTimeout = 60
     @Option(parsing: .upToNextOption, help: "Ports whose /metrics count the waiting polls, summed (each gateway's --status-port when several share --port). Default: --port.")
     var statusPort: [Int] = []
 
     /// The request that waits for the next message on `tag`.
-    func waitURI(tag: String, timeout: Int = 60) -> String {
+    func waitURI(tag: String, timeout: Int? = nil) -> String {
         switch self.server {
-        case .plexor: return "/poll?tags=\(tag)&timeout=\(timeout)"
+        case .plexor: return "/poll?tags=\(tag)&timeout=\(timeout ?? self.pollTimeout)"
         case .nchan: return "/sub/\(tag)"
         }
     }
