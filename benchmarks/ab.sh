@@ -48,7 +48,7 @@ for round in $(seq 1 "$rounds"); do
         echo "== round $round, $side"
         $bench latency "${args[@]}" --samples "$samples"
         # A process keeps memory an earlier round freed: only the first round's figure means anything.
-        [ "$round" -eq 1 ] && $bench parked "${args[@]}" --count "$polls" --hold 1
+        if [ "$round" -eq 1 ]; then $bench parked "${args[@]}" --count "$polls" --hold 1; fi
         $bench fanout "${args[@]}" --count "$polls"
         tag="ab-cycle-$RANDOM"
         psql "$database" -qc "INSERT INTO plexor.messages (tags, data) VALUES ('{$tag}', '{\"n\":1}')"
