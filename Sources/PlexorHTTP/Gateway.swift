@@ -15,9 +15,11 @@ final class GatewayContext: Sendable {
     let publisher: BatchingPublisher
     let metrics: GatewayMetrics
     let logger: Logger
+    let headWriter: HTTPResponseHeadWriter
 
     init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, metrics: GatewayMetrics, logger: Logger) {
         self.configuration = configuration
+        self.headWriter = HTTPResponseHeadWriter(corsOrigin: configuration.corsOrigin)
         self.listener = listener
         self.publisher = publisher
         self.metrics = metrics
@@ -43,12 +45,13 @@ public final class Gateway: @unchecked Sendable {
     /// The port of `configuration.statusPort`, if set.
     public let localStatusPort: Int?
 
-    private let group: MultiThreadedEventLoopGroup
+    private let group: EpollEventLoopGroup
     private let listener: Listener
     private let pool: PostgresPool
     private let publisher: BatchingPublisher
     private let shards: [HubShard]
-    private let serverChannels: [Channel]
+    private let sockets: [ListeningSocket]
+    private let acceptors: [Acceptor]
     private let logger: Logger
     private var retentionTask: RepeatedTask?
 
@@ -60,7 +63,7 @@ public final class Gateway: @unchecked Sendable {
     private init(_ configuration: GatewayConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        let group = try EpollEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // The hub shards hold a tag for the linger; the listener only bridges moves between loops.
         let listener = Listener(connectionString: configuration.connectionString, linger: .seconds(1), logger: logger)
         let pool = PostgresPool(connectionString: configuration.connectionString, size: configuration.queryConnections)
@@ -69,7 +72,7 @@ public final class Gateway: @unchecked Sendable {
         self.listener = listener
         self.pool = pool
         self.publisher = BatchingPublisher(connectionString: configuration.connectionString, logger: logger)
-        self.shards = group.makeIterator().enumerated().map { index, loop in
+        self.shards = group.loops.enumerated().map { index, loop in
             HubShard(loop: loop, index: index, listener: listener, pool: pool,
                      configuration: configuration, metrics: metrics, logger: logger)
         }
@@ -81,51 +84,44 @@ public final class Gateway: @unchecked Sendable {
 
         let context = GatewayContext(configuration: configuration, listener: self.listener, publisher: self.publisher,
                                      metrics: self.metrics, logger: logger)
-        var servicesByLoop: [ObjectIdentifier: (HubShard, PollAnswerFraming)] = [:]
-        for shard in self.shards {
-            servicesByLoop[ObjectIdentifier(shard.loop)] = (shard, PollAnswerFraming(corsOrigin: configuration.corsOrigin))
-        }
         let maximumConnections = configuration.maximumConnections
-        let bootstrap = { (reusePort: Bool) in ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(ChannelOptions.socket(SocketOptionLevel(SOL_SOCKET), SO_REUSEPORT), value: reusePort ? 1 : 0)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            // A poll request is a few hundred bytes; every connection keeps
-            // its receive buffer, so start small (it grows for big bodies).
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
-            .childChannelInitializer { channel in
-                let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
-                channel.closeFuture.whenComplete { _ in metrics.openConnections.subtract(1, ordering: .relaxed) }
-                let (shard, answerFraming) = servicesByLoop[ObjectIdentifier(channel.eventLoop)]!
-                let handler: ChannelHandler
-                if open > maximumConnections {
-                    metrics.rejectedConnections.add(1, ordering: .relaxed)
-                    handler = ConnectionLimitHandler(limit: maximumConnections, corsOrigin: configuration.corsOrigin)
-                } else {
-                    handler = GatewayHTTPHandler(shard: shard, answerFraming: answerFraming, context: context)
-                }
-                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
-            }
-        }
-        var channels: [Channel] = []
+        var sockets: [ListeningSocket] = []
+        var acceptors: [Acceptor] = []
         do {
-            channels.append(try bootstrap(configuration.reusePort).bind(host: configuration.host, port: configuration.port).wait())
+            sockets.append(try ListeningSocket.bind(host: configuration.host, port: configuration.port, reusePort: configuration.reusePort))
             if let statusPort = configuration.statusPort {
-                channels.append(try bootstrap(false).bind(host: configuration.host, port: statusPort).wait())
+                sockets.append(try ListeningSocket.bind(host: configuration.host, port: statusPort, reusePort: false))
+            }
+            for shard in self.shards {
+                let answerFraming = PollAnswerFraming(corsOrigin: configuration.corsOrigin)
+                let makeHandler = { (connection: SocketConnection) -> ConnectionHandler in
+                    // Counted here, uncounted by the handler when the connection closes.
+                    let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
+                    if open > maximumConnections {
+                        metrics.rejectedConnections.add(1, ordering: .relaxed)
+                        return ConnectionLimitHandler(connection: connection, limit: maximumConnections, context: context)
+                    }
+                    return GatewayHTTPHandler(connection: connection, shard: shard, answerFraming: answerFraming, context: context)
+                }
+                let loop = group.loops[shard.index]
+                for socket in sockets {
+                    let acceptor = Acceptor(socket: socket, loop: loop, logger: logger, makeHandler: makeHandler)
+                    try loop.submit { try acceptor.start() }.wait()
+                    acceptors.append(acceptor)
+                }
             }
         } catch {
-            for channel in channels { try? channel.close().wait() }
+            Self.stopAccepting(acceptors, sockets)
             self.listener.shutdown()
             self.publisher.shutdown()
             self.pool.shutdown()
             try? self.group.syncShutdownGracefully()
             throw error
         }
-        self.serverChannels = channels
-        self.localPort = channels[0].localAddress?.port ?? configuration.port
-        self.localStatusPort = configuration.statusPort == nil ? nil : channels[1].localAddress?.port
+        self.sockets = sockets
+        self.acceptors = acceptors
+        self.localPort = sockets[0].port
+        self.localStatusPort = configuration.statusPort == nil ? nil : sockets[1].port
         if !configuration.retention.keepsEverything {
             let loop = self.group.next()
             self.retentionTask = loop.scheduleRepeatedAsyncTask(
@@ -152,10 +148,18 @@ public final class Gateway: @unchecked Sendable {
         return false
     }
 
+    /// Each loop stops watching the listening sockets, then they close.
+    private static func stopAccepting(_ acceptors: [Acceptor], _ sockets: [ListeningSocket]) {
+        for acceptor in acceptors {
+            try? acceptor.loop.submit { acceptor.stop() }.wait()
+        }
+        for socket in sockets { socket.close() }
+    }
+
     /// Graceful shutdown: stop accepting, answer every parked poll with its
     /// current cursors (clients go on elsewhere), finish publishes, then stop.
     public func shutdown() {
-        for channel in self.serverChannels { try? channel.close().wait() }
+        Self.stopAccepting(self.acceptors, self.sockets)
         self.retentionTask?.cancel()
         for shard in self.shards {
             try? shard.loop.submit {
@@ -174,27 +178,31 @@ public final class Gateway: @unchecked Sendable {
 }
 
 /// Answers 503 to a connection over the limit as soon as it sends anything, then closes it.
-final class ConnectionLimitHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class ConnectionLimitHandler: ConnectionHandler {
+    private let connection: ResponseSink
     private let limit: Int
-    private let headWriter: HTTPResponseHeadWriter
+    private let context: GatewayContext
     private var answered = false
 
-    init(limit: Int, corsOrigin: String?) {
+    init(connection: ResponseSink, limit: Int, context: GatewayContext) {
+        self.connection = connection
         self.limit = limit
-        self.headWriter = HTTPResponseHeadWriter(corsOrigin: corsOrigin)
+        self.context = context
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    func received(_ bytes: ByteBuffer) {
         guard !self.answered else { return }
         self.answered = true
         let body = "{\"error\":\"the server is at its limit of \(self.limit) connections; retry shortly\"}"
         var response = ByteBuffer()
-        self.headWriter.write(.serviceUnavailable, framing: .closing, contentType: "application/json",
+        self.context.headWriter.write(.serviceUnavailable, framing: .closing, contentType: "application/json",
                               contentLength: body.utf8.count, extraHeaders: [("Retry-After", "1")], into: &response)
         response.writeString(body)
-        context.writeAndFlush(self.wrapOutboundOut(response)).whenComplete { _ in context.close(promise: nil) }
+        self.connection.write(response)
+        self.connection.closeAfterWriting()
+    }
+
+    func connectionClosed() {
+        self.context.metrics.openConnections.subtract(1, ordering: .relaxed)
     }
 }

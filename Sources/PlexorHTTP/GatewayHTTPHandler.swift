@@ -9,10 +9,7 @@ import PlexorPostgres
 /// wait in the parser until the current one is answered, so at most one poll
 /// per connection is in flight. While a poll waits, the handler holds only
 /// how to frame its answer.
-final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
+final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     private enum State {
         case idle
         /// A poll or publish is in flight.
@@ -21,51 +18,38 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         case discarding
     }
 
+    private let connection: ResponseSink
     private let shard: HubShard
     private let answerFraming: PollAnswerFraming
     private let context: GatewayContext
-    private let headWriter: HTTPResponseHeadWriter
     private var parser: HTTPRequestParser
     private var state = State.idle
     private var processing = false
-    private var channelContext: ChannelHandlerContext?
 
-    init(shard: HubShard, answerFraming: PollAnswerFraming, context: GatewayContext) {
+    init(connection: ResponseSink, shard: HubShard, answerFraming: PollAnswerFraming, context: GatewayContext) {
+        self.connection = connection
         self.shard = shard
         self.answerFraming = answerFraming
         self.context = context
-        self.headWriter = HTTPResponseHeadWriter(corsOrigin: context.configuration.corsOrigin)
         self.parser = HTTPRequestParser(maximumBodyBytes: context.configuration.maximumBodyBytes)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.channelContext = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.channelContext = nil
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
+    func connectionClosed() {
+        self.context.metrics.openConnections.subtract(1, ordering: .relaxed)
         if case .waiting(_, let poll?) = self.state {
             self.shard.cancelPoll(poll)
         }
         self.state = .discarding
-        context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    func received(_ bytes: ByteBuffer) {
         if case .discarding = self.state { return }
-        self.parser.append(self.unwrapInboundIn(data))
+        self.parser.append(bytes)
         if case .waiting = self.state,
            self.parser.bufferedBytes > HTTPRequestParser.maximumHeadBytes + self.context.configuration.maximumBodyBytes {
             // A client pipelining without waiting for answers: it gets them no faster by flooding.
             self.state = .discarding
-            context.close(promise: nil)
+            self.connection.close()
             return
         }
         self.handleRequests()
@@ -79,7 +63,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         while case .idle = self.state, let event = self.parser.next() {
             switch event {
             case .continueExpected:
-                self.channelContext?.writeAndFlush(self.wrapOutboundOut(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                self.connection.write(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"))
             case .request(let request):
                 self.route(request)
             case .failure(let failure):
@@ -165,7 +149,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         }
         self.state = .waiting(framing, poll: nil)
         self.context.publisher.publish(request, on: self.shard.loop).whenComplete { result in
-            guard case .waiting(let framing, _) = self.state, self.channelContext != nil else { return }
+            guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
             switch result {
             case .success(let published):
                 self.context.metrics.published.add(1, ordering: .relaxed)
@@ -221,23 +205,24 @@ final class GatewayHTTPHandler: ChannelInboundHandler, PollResponder {
         let framing = ResponseFraming(version: framing.version, keepAlive: framing.keepAlive && !close)
         var response = ByteBuffer()
         response.reserveCapacity(192 + (body?.readableBytes ?? 0))
-        self.headWriter.write(status, framing: framing, contentType: contentType, contentLength: body?.readableBytes ?? 0,
+        self.context.headWriter.write(status, framing: framing, contentType: contentType, contentLength: body?.readableBytes ?? 0,
                               extraHeaders: extraHeaders, into: &response)
         if var body { response.writeBuffer(&body) }
         self.finishResponse(framing, bytes: response, close: close)
     }
 
-    /// Writes a whole response and flushes; then either closes the
-    /// connection or goes on with the next request already received.
+    /// Writes a whole response; then either closes the connection or goes
+    /// on with the next request already received.
     private func finishResponse(_ framing: ResponseFraming, bytes: ByteBuffer, close: Bool) {
-        guard let context = self.channelContext else { return }
+        guard self.connection.isOpen else { return }
         if !framing.keepAlive || close {
             self.state = .discarding
-            context.writeAndFlush(self.wrapOutboundOut(bytes)).whenComplete { _ in context.close(promise: nil) }
+            self.connection.write(bytes)
+            self.connection.closeAfterWriting()
             return
         }
         if case .discarding = self.state {} else { self.state = .idle }
-        context.writeAndFlush(self.wrapOutboundOut(bytes), promise: nil)
+        self.connection.write(bytes)
         self.handleRequests()
     }
 }

@@ -9,9 +9,42 @@ import PlexorTestSupport
 import Testing
 @testable import PlexorHTTP
 
-/// The handler alone on an EmbeddedChannel: routing and errors, no database.
+/// The socket side of one connection, kept in memory: what the handler
+/// wrote, response by response, and whether it closed.
+final class RecordedConnection: ResponseSink {
+    private(set) var isOpen = true
+    private var written: [ByteBuffer] = []
+    var handler: ConnectionHandler?
+
+    func write(_ bytes: ByteBuffer) {
+        if self.isOpen { self.written.append(bytes) }
+    }
+
+    func closeAfterWriting() {
+        self.close()
+    }
+
+    func close() {
+        guard self.isOpen else { return }
+        self.isOpen = false
+        self.handler?.connectionClosed()
+        self.handler = nil
+    }
+
+    /// Bytes as the client sends them.
+    func writeInbound(_ text: String) {
+        self.handler?.received(ByteBuffer(string: text))
+    }
+
+    /// The oldest write not yet read.
+    func readOutbound() -> ByteBuffer? {
+        self.written.isEmpty ? nil : self.written.removeFirst()
+    }
+}
+
+/// The handler alone on an in-memory connection: routing and errors, no database.
 @Suite struct GatewayHTTPHandlerTests {
-    let channel: EmbeddedChannel
+    let connection = RecordedConnection()
     let shard: HubShard
     let metrics = GatewayMetrics()
 
@@ -29,9 +62,8 @@ import Testing
         let context = GatewayContext(configuration: configuration, listener: listener,
                                      publisher: BatchingPublisher(connectionString: configuration.connectionString, logger: logger),
                                      metrics: self.metrics, logger: logger)
-        self.channel = EmbeddedChannel(handler: GatewayHTTPHandler(shard: self.shard, answerFraming: PollAnswerFraming(corsOrigin: "*"),
-                                                                   context: context), loop: loop)
-        try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        self.connection.handler = GatewayHTTPHandler(connection: self.connection, shard: self.shard,
+                                                  answerFraming: PollAnswerFraming(corsOrigin: "*"), context: context)
     }
 
     /// Sends one request and reads the response it got.
@@ -41,13 +73,13 @@ import Testing
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         if let body { request += "Content-Length: \(body.utf8.count)\r\n" }
         request += "\r\n" + (body ?? "")
-        try self.channel.writeInbound(ByteBuffer(string: request))
+        self.connection.writeInbound(request)
         return try self.readResponse()
     }
 
     func readResponse() throws -> RawResponse {
         var bytes = ""
-        while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) { bytes += String(buffer: buffer) }
+        while let buffer = self.connection.readOutbound() { bytes += String(buffer: buffer) }
         return try RawResponse(bytes)
     }
 
@@ -57,7 +89,7 @@ import Testing
         #expect(response.headers["content-type"] == "application/json")
         #expect(response.headers["access-control-allow-origin"] == "*")
         #expect(response.body == #"{"error":"cursor \"1x\" of tag a is not a whole number from 0 to 9223372036854775807"}"#)
-        #expect(self.channel.isActive)
+        #expect(self.connection.isOpen)
     }
 
     @Test func unknownPathsAndMethods() throws {
@@ -83,20 +115,20 @@ import Testing
     }
 
     @Test func aDeclaredBodyOverTheLimitIsA413AndCloses() throws {
-        try self.channel.writeInbound(ByteBuffer(string: "POST /publish HTTP/1.1\r\nContent-Length: 101\r\n\r\n"))
+        self.connection.writeInbound("POST /publish HTTP/1.1\r\nContent-Length: 101\r\n\r\n")
         let response = try self.readResponse()
         #expect(response.status == 413)
         #expect(response.headers["connection"] == "close")
-        try self.channel.writeInbound(ByteBuffer(string: String(repeating: "x", count: 101)))
-        #expect(try self.channel.readOutbound(as: ByteBuffer.self) == nil)
-        #expect(!self.channel.isActive)
+        self.connection.writeInbound(String(repeating: "x", count: 101))
+        #expect(self.connection.readOutbound() == nil)
+        #expect(!self.connection.isOpen)
     }
 
     @Test func aChunkedBodyOverTheLimitIsA413() throws {
-        try self.channel.writeInbound(ByteBuffer(string: "POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"))
-        try self.channel.writeInbound(ByteBuffer(string: "3c\r\n" + String(repeating: "x", count: 60) + "\r\n"))
-        #expect(try self.channel.readOutbound(as: ByteBuffer.self) == nil)
-        try self.channel.writeInbound(ByteBuffer(string: "3c\r\n"))
+        self.connection.writeInbound("POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        self.connection.writeInbound("3c\r\n" + String(repeating: "x", count: 60) + "\r\n")
+        #expect(self.connection.readOutbound() == nil)
+        self.connection.writeInbound("3c\r\n")
         #expect(try self.readResponse().status == 413)
     }
 
@@ -117,36 +149,36 @@ import Testing
         let response = try self.send("GET", "/healthz", version: "HTTP/1.0")
         #expect(response.status == 200)
         #expect(response.headers["connection"] == "close")
-        #expect(!self.channel.isActive)
+        #expect(!self.connection.isOpen)
     }
 
     @Test func http10KeepAliveIsHonoured() throws {
         let response = try self.send("GET", "/healthz", version: "HTTP/1.0", headers: [("Connection", "keep-alive")])
         #expect(response.headers["connection"] == "keep-alive")
-        #expect(self.channel.isActive)
+        #expect(self.connection.isOpen)
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
-        try self.channel.writeInbound(ByteBuffer(string: "GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n"))
+        self.connection.writeInbound("GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
         var statuses: [Int] = []
-        while let buffer = try self.channel.readOutbound(as: ByteBuffer.self) {
+        while let buffer = self.connection.readOutbound() {
             statuses.append(try RawResponse(String(buffer: buffer)).status)
         }
         #expect(statuses == [200, 404, 200])
     }
 
     @Test func unparseableHTTPIsAJSON400AndCloses() throws {
-        try self.channel.writeInbound(ByteBuffer(string: "GET /poll HTTP/1.1\r\nNo colon here\r\n\r\n"))
+        self.connection.writeInbound("GET /poll HTTP/1.1\r\nNo colon here\r\n\r\n")
         let response = try self.readResponse()
         #expect(response.status == 400)
         #expect(response.body == #"{"error":"malformed header line"}"#)
-        #expect(!self.channel.isActive)
+        #expect(!self.connection.isOpen)
     }
 
     @Test func expectContinueGetsA100BeforeTheBody() throws {
-        try self.channel.writeInbound(ByteBuffer(string: "POST /publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\nAuthorization: Bearer nope\r\n\r\n"))
-        #expect(try self.channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) } == "HTTP/1.1 100 Continue\r\n\r\n")
-        try self.channel.writeInbound(ByteBuffer(string: "{"))
+        self.connection.writeInbound("POST /publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\nAuthorization: Bearer nope\r\n\r\n")
+        #expect(self.connection.readOutbound().map { String(buffer: $0) } == "HTTP/1.1 100 Continue\r\n\r\n")
+        self.connection.writeInbound("{")
         #expect(try self.readResponse().status == 401)
     }
 }

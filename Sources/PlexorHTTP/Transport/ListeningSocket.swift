@@ -1,0 +1,141 @@
+import CEpoll
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+
+/// A bound, listening, non-blocking TCP socket.
+struct ListeningSocket {
+    let descriptor: Int32
+    let port: Int
+
+    /// Binds `host:port` (port 0 picks a free one) and listens.
+    static func bind(host: String, port: Int, reusePort: Bool, backlog: Int32 = 4096) throws -> ListeningSocket {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let resolved = getaddrinfo(host, String(port), &hints, &found)
+        guard resolved == 0, let address = found else {
+            throw ListenError(message: "cannot resolve \(host): \(String(cString: gai_strerror(resolved)))")
+        }
+        defer { freeaddrinfo(found) }
+        let descriptor = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        do {
+            try setOption(descriptor, SO_REUSEADDR, 1)
+            try setOption(descriptor, SO_REUSEPORT, reusePort ? 1 : 0)
+            guard Glibc.bind(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 else {
+                throw IOError(errnoCode: errno, reason: "bind(\(host):\(port))")
+            }
+            guard listen(descriptor, backlog) == 0 else { throw IOError(errnoCode: errno, reason: "listen") }
+            return ListeningSocket(descriptor: descriptor, port: try boundPort(descriptor))
+        } catch {
+            Glibc.close(descriptor)
+            throw error
+        }
+    }
+
+    func close() {
+        Glibc.close(self.descriptor)
+    }
+
+    private static func setOption(_ descriptor: Int32, _ option: Int32, _ value: Int32) throws {
+        var value = value
+        guard setsockopt(descriptor, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw IOError(errnoCode: errno, reason: "setsockopt")
+        }
+    }
+
+    private static func boundPort(_ descriptor: Int32) throws -> Int {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard result == 0 else { throw IOError(errnoCode: errno, reason: "getsockname") }
+        let family = storage.ss_family
+        return withUnsafePointer(to: &storage) { pointer in
+            if family == sa_family_t(AF_INET6) {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+}
+
+struct ListenError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { self.message }
+}
+
+/// One loop's watch on a listening socket shared by every loop: accepts
+/// what the kernel hands this loop and gives each connection its handler.
+final class Acceptor: EpollRegistration {
+    unowned(unsafe) let loop: EpollEventLoop
+    private let makeHandler: (SocketConnection) -> ConnectionHandler
+    private let logger: Logger
+    private var stopped = false
+
+    /// Most connections accepted per readiness before other events get their turn.
+    private static let acceptsPerWakeup = 64
+
+    init(socket: ListeningSocket, loop: EpollEventLoop, logger: Logger, makeHandler: @escaping (SocketConnection) -> ConnectionHandler) {
+        self.loop = loop
+        self.logger = logger
+        self.makeHandler = makeHandler
+        super.init(descriptor: socket.descriptor)
+    }
+
+    /// Every loop waits on the socket; `EPOLLEXCLUSIVE` wakes one of them per connection.
+    func start() throws {
+        try self.loop.register(self, events: cepoll_in | cepoll_exclusive)
+    }
+
+    func stop() {
+        self.stopped = true
+        self.loop.deregister(self)
+    }
+
+    override func loopClosed() {
+        self.stop()
+    }
+
+    override func ready(events: UInt32) {
+        for _ in 0..<Self.acceptsPerWakeup {
+            let descriptor = cepoll_accept(self.descriptor)
+            if descriptor >= 0 {
+                self.adopt(descriptor)
+                continue
+            }
+            switch errno {
+            case EINTR, ECONNABORTED, EPROTO: continue
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM: return self.pause()
+            default: return  // EAGAIN: nothing more waiting
+            }
+        }
+    }
+
+    private func adopt(_ descriptor: Int32) {
+        let connection = SocketConnection(descriptor: descriptor, loop: self.loop)
+        do {
+            try self.loop.register(connection, events: cepoll_in)
+        } catch {
+            Glibc.close(descriptor)
+            return
+        }
+        connection.handler = self.makeHandler(connection)
+    }
+
+    /// Out of descriptors: the pending connection would wake the loop again
+    /// at once, so stop watching for a moment.
+    private func pause() {
+        self.logger.warning("cannot accept: out of file descriptors; pausing accepts for 100 ms", metadata: ["errno": "\(errno)"])
+        self.loop.deregister(self)
+        _ = self.loop.scheduleTask(in: .milliseconds(100)) { [self] in
+            if !self.stopped { try? self.start() }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import CEpoll
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+
+/// What reads a connection's bytes (the HTTP handler).
+protocol ConnectionHandler: AnyObject {
+    func received(_ bytes: ByteBuffer)
+    /// The peer went away or the connection was closed: nothing more comes.
+    func connectionClosed()
+}
+
+/// Where a handler writes its responses.
+protocol ResponseSink: AnyObject {
+    var isOpen: Bool { get }
+    /// Sends `bytes` after whatever was written before.
+    func write(_ bytes: ByteBuffer)
+    /// Closes once everything written has been sent.
+    func closeAfterWriting()
+    /// Closes now, dropping what was not yet sent.
+    func close()
+}
+
+/// One accepted TCP connection on an epoll loop. Reads go to its handler as
+/// they come; writes go straight to the socket, and only what the socket
+/// would not take at once is kept (then it waits to be writable).
+final class SocketConnection: EpollRegistration, ResponseSink {
+    private unowned(unsafe) let loop: EpollEventLoop
+    var handler: ConnectionHandler?
+    private var unsent: ByteBuffer?
+    private var closeWhenSent = false
+    private(set) var isOpen = true
+
+    /// Most reads per readiness before other connections get their turn.
+    private static let readsPerWakeup = 4
+
+    init(descriptor: Int32, loop: EpollEventLoop) {
+        self.loop = loop
+        super.init(descriptor: descriptor)
+    }
+
+    override func ready(events: UInt32) {
+        if events & cepoll_out != 0 { self.sendUnsent() }
+        if events & (cepoll_in | cepoll_hup | cepoll_err) != 0 { self.readAvailable() }
+    }
+
+    override func loopClosed() {
+        self.close()
+    }
+
+    private func readAvailable() {
+        let buffer = self.loop.readBuffer
+        for _ in 0..<Self.readsPerWakeup {
+            guard self.isOpen else { return }
+            let count = Glibc.read(self.descriptor, buffer.baseAddress, buffer.count)
+            if count > 0 {
+                self.handler?.received(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: buffer[..<count])))
+                if count < buffer.count { return }
+            } else if count == 0 {
+                return self.close()  // the peer closed (or half-closed: it cannot be answered on HTTP/1.1 terms)
+            } else {
+                switch errno {
+                case EINTR: continue
+                case EAGAIN, EWOULDBLOCK: return
+                default: return self.close()
+                }
+            }
+        }
+    }
+
+    func write(_ bytes: ByteBuffer) {
+        guard self.isOpen else { return }
+        if self.unsent != nil {
+            self.unsent!.writeImmutableBuffer(bytes)
+            return
+        }
+        var remaining = bytes
+        guard self.send(&remaining) else { return }
+        if remaining.readableBytes > 0 {
+            self.unsent = remaining
+            self.loop.modify(self, events: cepoll_in | cepoll_out)
+        }
+    }
+
+    func closeAfterWriting() {
+        if self.unsent == nil {
+            self.close()
+        } else {
+            self.closeWhenSent = true
+        }
+    }
+
+    func close() {
+        guard self.isOpen else { return }
+        self.isOpen = false
+        self.unsent = nil
+        self.loop.forget(self)
+        Glibc.close(self.descriptor)
+        let handler = self.handler
+        self.handler = nil  // the handler holds this connection: break the cycle
+        handler?.connectionClosed()
+    }
+
+    private func sendUnsent() {
+        guard var remaining = self.unsent else { return }
+        self.unsent = nil
+        guard self.send(&remaining) else { return }
+        if remaining.readableBytes > 0 {
+            self.unsent = remaining
+        } else if self.closeWhenSent {
+            self.close()
+        } else {
+            self.loop.modify(self, events: cepoll_in)
+        }
+    }
+
+    /// Sends as much of `bytes` as the socket takes, consuming it. False if
+    /// the connection broke (and is now closed).
+    private func send(_ bytes: inout ByteBuffer) -> Bool {
+        while bytes.readableBytes > 0 {
+            let sent = bytes.withUnsafeReadableBytes { Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent >= 0 {
+                bytes.moveReaderIndex(forwardBy: sent)
+                continue
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return true
+            default:
+                self.close()
+                return false
+            }
+        }
+        return true
+    }
+}
