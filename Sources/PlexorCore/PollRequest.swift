@@ -34,14 +34,15 @@ public struct PollRequest: Equatable, Sendable {
         self.timeout = timeout
     }
 
-    /// Parses the query string of a poll (the part after `?`).
+    /// Parses the query string of a poll (the part after `?`). Splits on
+    /// bytes, not characters: every delimiter is ASCII.
     public init(query: Substring, limits: PollLimits) throws(RequestError) {
         var tagsValue: String?
         var timeoutValue: String?
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let equals = pair.firstIndex(of: "=")
-            let key = equals.map { pair[..<$0] } ?? pair
-            let value = equals.map { pair[pair.index(after: $0)...] } ?? ""
+        for pair in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let key = Substring(equals.map { pair[..<$0] } ?? pair)
+            let value = Substring(equals.map { pair[pair.index(after: $0)...] } ?? pair[pair.endIndex...])
             guard let decoded = PercentDecoding.decode(value) else {
                 throw .badRequest("parameter \(key) is not valid percent-encoded UTF-8")
             }
@@ -63,31 +64,33 @@ public struct PollRequest: Equatable, Sendable {
 
     static func parseTags(_ value: String, limits: PollLimits) throws(RequestError) -> [TagCursor] {
         guard !value.isEmpty else { throw .badRequest("parameter tags is empty") }
-        let items = value.split(separator: ",", omittingEmptySubsequences: false)
+        let items = value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
         guard items.count <= limits.maximumTags else {
             throw .badRequest("a poll may list at most \(limits.maximumTags) tags; this one lists \(items.count)")
         }
         var result: [TagCursor] = []
         result.reserveCapacity(items.count)
-        var seen = Set<Tag>(minimumCapacity: items.count)
+        // A few tags are checked for repeats by looking; many, with a set.
+        var seen = items.count > 8 ? Set<Tag>(minimumCapacity: items.count) : nil
         for item in items {
             guard !item.isEmpty else { throw .badRequest("parameter tags has an empty item") }
-            let at = item.firstIndex(of: "@")
+            let at = item.firstIndex(of: UInt8(ascii: "@"))
             let tag: Tag
             do {
-                tag = try Tag(validating: at.map { item[..<$0] } ?? item)
+                tag = try Tag(validating: Substring(at.map { item[..<$0] } ?? item))
             } catch {
                 throw .badRequest(error.description)
             }
             var cursor: Int64?
             if let at {
-                let text = item[item.index(after: at)...]
+                let text = Substring(item[item.index(after: at)...])
                 guard let parsed = Self.parseCursor(text) else {
                     throw .badRequest("cursor \"\(text.prefix(40))\" of tag \(tag) is not a whole number from 0 to \(Int64.max)")
                 }
                 cursor = parsed
             }
-            guard seen.insert(tag).inserted else { throw .badRequest("tag \(tag) is listed more than once") }
+            let isNew = seen != nil ? seen!.insert(tag).inserted : !result.contains { $0.tag == tag }
+            guard isNew else { throw .badRequest("tag \(tag) is listed more than once") }
             result.append(TagCursor(tag: tag, cursor: cursor))
         }
         return result
@@ -95,10 +98,16 @@ public struct PollRequest: Equatable, Sendable {
 
     /// Digits only: no sign, no spaces, and within `Int64`.
     static func parseCursor(_ text: Substring) -> Int64? {
-        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            return nil
+        guard !text.isEmpty else { return nil }
+        var value: Int64 = 0
+        for byte in text.utf8 {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times10, overflowA) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflowB) = times10.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            guard !overflowA, !overflowB else { return nil }
+            value = sum
         }
-        return Int64(text)
+        return value
     }
 
     static func parseTimeout(_ value: String?, limits: PollLimits) throws(RequestError) -> Int {

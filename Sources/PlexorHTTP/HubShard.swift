@@ -111,21 +111,34 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         let newTags = poll.newTags
         poll.newTags = []
         self.active[id] = poll
+        switch self.listener.subscribe(newTags: newTags, allTags: poll.tags, sink: self.index, on: self.loop) {
+        case .listening(let epoch):
+            self.catchUp(id, cursors: cursors, listeningSince: epoch)
+        case .unavailable:
+            self.caughtUp(id, cursors: cursors, result: .failure(ListenerUnavailable()))
+        case .pending(let listening):
+            listening.whenComplete { result in
+                switch result {
+                case .success(let epoch): self.catchUp(id, cursors: cursors, listeningSince: epoch)
+                case .failure(let error): self.caughtUp(id, cursors: cursors, result: .failure(error))
+                }
+            }
+        }
+    }
+
+    /// With LISTEN in place: from the recent logs at once if they cover the
+    /// cursors, else from the database.
+    private func catchUp(_ id: PollID, cursors: [TagCursor], listeningSince epoch: UInt64) {
         let limit = self.configuration.catchUpLimitPerTag
-        self.listener.subscribe(newTags: newTags, allTags: poll.tags, sink: self.index, on: self.loop)
-            .flatMap { epoch -> EventLoopFuture<(UInt64, CatchUpSource)> in
-                // On the loop, with LISTEN in place: the recent logs, if they cover the cursors.
-                if let outcome = self.hub.catchUpFromRecent(cursors, maximumPerTag: limit) {
-                    return self.loop.makeSucceededFuture((epoch, .recentLogs(outcome)))
-                }
-                self.metrics.catchUps.add(1, ordering: .relaxed)
-                return self.pool.withConnection(on: self.loop) { connection in
-                    (epoch, .database(try connection.catchUp(cursors, maximumPerTag: limit)))
-                }
-            }
-            .whenComplete { result in
-                self.caughtUp(id, cursors: cursors, result: result)
-            }
+        if let outcome = self.hub.catchUpFromRecent(cursors, maximumPerTag: limit) {
+            return self.caughtUp(id, cursors: cursors, result: .success((epoch, .recentLogs(outcome))))
+        }
+        self.metrics.catchUps.add(1, ordering: .relaxed)
+        self.pool.withConnection(on: self.loop) { connection in
+            (epoch, CatchUpSource.database(try connection.catchUp(cursors, maximumPerTag: limit)))
+        }.whenComplete { result in
+            self.caughtUp(id, cursors: cursors, result: result)
+        }
     }
 
     private enum CatchUpSource {

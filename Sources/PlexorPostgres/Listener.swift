@@ -16,7 +16,9 @@ public protocol NotificationSink: AnyObject, Sendable {
 }
 
 /// The listener is not connected to PostgreSQL right now.
-public struct ListenerUnavailable: Error, Sendable {}
+public struct ListenerUnavailable: Error, Sendable {
+    public init() {}
+}
 
 /// The gateway's one LISTEN connection, on its own thread.
 ///
@@ -117,26 +119,31 @@ public final class Listener: @unchecked Sendable {
         }
     }
 
-    /// `sink` wants `newTags` (tags it did not want before). The future
-    /// succeeds, with the current connection's epoch, once every tag in
-    /// `allTags` is LISTENed; it fails with `ListenerUnavailable` while there
-    /// is no connection. `newTags` count as wanted either way.
-    public func subscribe(newTags: [Tag], allTags: [Tag], sink: Int, on loop: EventLoop) -> EventLoopFuture<UInt64> {
-        enum Outcome { case ready(UInt64), unavailable, waiting }
-        let promise = loop.makePromise(of: UInt64.self)
-        let outcome: Outcome = self.state.withLockedValue { state in
+    /// `sink` wants `newTags` (tags it did not want before), and waits for
+    /// every tag in `allTags` to be LISTENed: at once when they are (the
+    /// usual case, with no future to allocate), else through a future on
+    /// `loop`. `newTags` count as wanted either way.
+    public func subscribe(newTags: [Tag], allTags: [Tag], sink: Int, on loop: EventLoop) -> Subscription {
+        let subscription: Subscription = self.state.withLockedValue { state in
             _ = state.registry.want(newTags, sink: sink)
             guard state.connected else { return .unavailable }
-            if state.registry.isListening(allTags) { return .ready(state.epoch) }
+            if state.registry.isListening(allTags) { return .listening(epoch: state.epoch) }
+            let promise = loop.makePromise(of: UInt64.self)
             state.waiters.append(Waiter(tags: allTags, promise: promise))
-            return .waiting
+            return .pending(promise.futureResult)
         }
-        switch outcome {
-        case .ready(let epoch): promise.succeed(epoch)
-        case .unavailable: promise.fail(ListenerUnavailable())
-        case .waiting: self.wake()
-        }
-        return promise.futureResult
+        if case .pending = subscription { self.wake() }
+        return subscription
+    }
+
+    /// Where a subscription stands when it is made.
+    public enum Subscription {
+        /// Every tag is LISTENed already, since `epoch`.
+        case listening(epoch: UInt64)
+        /// The listener is not connected: nothing can be promised.
+        case unavailable
+        /// Completes with the epoch once every tag is LISTENed (or fails if the listener goes down first).
+        case pending(EventLoopFuture<UInt64>)
     }
 
     /// `sink` no longer wants `tags`; they are UNLISTENed after the linger.

@@ -42,6 +42,23 @@ import Testing
         // A different cursor is a different answer.
         let other = encoder.encode(PollAnswer(messages: [shared], tags: ["a"], cursors: [4]))
         #expect(other != first)
+        // Both are remembered once there are two.
+        let firstAgain = encoder.encode(PollAnswer(messages: [shared], tags: ["a"], cursors: [3]))
+        let otherAgain = encoder.encode(PollAnswer(messages: [shared], tags: ["a"], cursors: [4]))
+        #expect(firstAgain.withUnsafeReadableBytes { $0.baseAddress } == firstAddress)
+        #expect(otherAgain.withUnsafeReadableBytes { $0.baseAddress } == other.withUnsafeReadableBytes { $0.baseAddress })
+    }
+
+    @Test func writesDecimalsLikeTheirDescription() {
+        for value: Int64 in [0, 7, 9, 10, 99, 100, 12_345, -1, -90, Int64.max, Int64.min] {
+            var buffer = ByteBuffer(string: "x")
+            let written = buffer.writeDecimal(value)
+            #expect(String(buffer: buffer) == "x\(value)")
+            #expect(written == String(value).utf8.count)
+        }
+        var buffer = ByteBuffer()
+        buffer.writeDecimal(UInt64.max)
+        #expect(String(buffer: buffer) == String(UInt64.max))
     }
 
     @Test func quotesErrorText() {

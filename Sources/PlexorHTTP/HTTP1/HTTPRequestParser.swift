@@ -169,7 +169,7 @@ struct HTTPRequestParser {
         while let first = buffer.readableBytesView.first, first == UInt8(ascii: "\r") || first == UInt8(ascii: "\n") {
             buffer.moveReaderIndex(forwardBy: 1)
         }
-        guard let end = Self.endOfHead(buffer.readableBytesView) else {
+        guard let end = buffer.withUnsafeReadableBytes({ Self.endOfHead($0) }) else {
             return buffer.readableBytes > Self.maximumHeadBytes
                 ? self.fail(.requestHeaderFieldsTooLarge, "the request head is larger than \(Self.maximumHeadBytes) bytes")
                 : .needMore
@@ -178,7 +178,7 @@ struct HTTPRequestParser {
             return self.fail(.requestHeaderFieldsTooLarge, "the request head is larger than \(Self.maximumHeadBytes) bytes")
         }
         let head = buffer.readSlice(length: end)!
-        switch Self.parseHead(head.readableBytesView) {
+        switch head.withUnsafeReadableBytes({ Self.parseHead($0) }) {
         case .failure(let failure):
             self.state = .failed
             return .event(.failure(failure))
@@ -213,38 +213,45 @@ struct HTTPRequestParser {
         var expectsContinue = false
     }
 
-    private static func parseHead(_ bytes: ByteBufferView) -> Result<ParsedHead, HTTPRequestFailure> {
+    /// Reads the head's lines in place: no array of lines, no copies but
+    /// the strings the request keeps.
+    private static func parseHead(_ bytes: UnsafeRawBufferPointer) -> Result<ParsedHead, HTTPRequestFailure> {
         func bad(_ message: String) -> Result<ParsedHead, HTTPRequestFailure> {
             .failure(HTTPRequestFailure(status: .badRequest, message: message))
         }
-        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
-            line.last == UInt8(ascii: "\r") ? line.dropLast() : line
-        }
-        while lines.last?.isEmpty == true { lines.removeLast() }
-        guard let requestLine = lines.first else { return bad("the request line is missing") }
+        var lines = HeadLines(bytes)
+        guard let requestLine = lines.next(), !requestLine.isEmpty else { return bad("the request line is missing") }
 
-        let parts = requestLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenCharacter),
-              !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        guard let firstSpace = requestLine.firstIndex(of: UInt8(ascii: " ")),
+              let secondSpace = requestLine[(firstSpace + 1)...].firstIndex(of: UInt8(ascii: " ")) else {
+            return bad("malformed request line")
+        }
+        let method = requestLine[..<firstSpace]
+        let target = requestLine[(firstSpace + 1)..<secondSpace]
+        let versionText = requestLine[(secondSpace + 1)...]
+        guard !method.isEmpty, method.allSatisfy(isTokenCharacter),
+              !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             return bad("malformed request line")
         }
         let version: HTTPVersion
-        switch String(decoding: parts[2], as: UTF8.self) {
-        case "HTTP/1.1": version = .http1_1
-        case "HTTP/1.0": version = .http1_0
-        case let other where other.hasPrefix("HTTP/"):
-            return .failure(HTTPRequestFailure(status: .httpVersionNotSupported, message: "\(other.prefix(16)) is not supported; use HTTP/1.1"))
-        default:
+        if versionText.elementsEqual("HTTP/1.1".utf8) {
+            version = .http1_1
+        } else if versionText.elementsEqual("HTTP/1.0".utf8) {
+            version = .http1_0
+        } else if versionText.starts(with: "HTTP/".utf8), !versionText.contains(UInt8(ascii: " ")) {
+            let other = String(decoding: versionText.prefix(16), as: UTF8.self)
+            return .failure(HTTPRequestFailure(status: .httpVersionNotSupported, message: "\(other) is not supported; use HTTP/1.1"))
+        } else {
             return bad("malformed request line")
         }
         var parsed = ParsedHead(request: HTTPRequest(
-            method: HTTPMethod(rawValue: String(decoding: parts[0], as: UTF8.self)),
-            target: String(decoding: parts[1], as: UTF8.self),
+            method: Self.method(method),
+            target: String(decoding: target, as: UTF8.self),
             version: version,
             keepAlive: version == .http1_1
         ))
         var connectionTokens: [String] = []
-        for line in lines.dropFirst() {
+        while let line = lines.next(), !line.isEmpty {
             guard let first = line.first, first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else {
                 return bad(line.isEmpty ? "malformed header section" : "folded header lines are not supported")
             }
@@ -295,19 +302,27 @@ struct HTTPRequestParser {
     // MARK: Bytes
 
     /// The length of the head including its final empty line, if it is all here.
-    private static func endOfHead(_ bytes: ByteBufferView) -> Int? {
-        var index = bytes.startIndex
+    private static func endOfHead(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var index = 0
         while let newline = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) {
-            let next = bytes.index(after: newline)
-            if next < bytes.endIndex, bytes[next] == UInt8(ascii: "\n") {
-                return next + 1 - bytes.startIndex
+            let next = newline + 1
+            if next < bytes.count, bytes[next] == UInt8(ascii: "\n") {
+                return next + 1
             }
-            if next + 1 < bytes.endIndex, bytes[next] == UInt8(ascii: "\r"), bytes[next + 1] == UInt8(ascii: "\n") {
-                return next + 2 - bytes.startIndex
+            if next + 1 < bytes.count, bytes[next] == UInt8(ascii: "\r"), bytes[next + 1] == UInt8(ascii: "\n") {
+                return next + 2
             }
             index = next
         }
         return nil
+    }
+
+    /// The common methods without building a string to look them up.
+    private static func method(_ bytes: Slice<UnsafeRawBufferPointer>) -> HTTPMethod {
+        if bytes.elementsEqual("GET".utf8) { return .GET }
+        if bytes.elementsEqual("POST".utf8) { return .POST }
+        if bytes.elementsEqual("OPTIONS".utf8) { return .OPTIONS }
+        return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
     }
 
     /// Reads one line (without its CRLF or LF) if it is complete and no longer than `limit`.
@@ -340,6 +355,25 @@ struct HTTPRequestParser {
         guard let start = bytes.firstIndex(where: { !isBlank($0) }) else { return bytes[bytes.endIndex...] }
         let end = bytes.lastIndex(where: { !isBlank($0) })!
         return bytes[start...end]
+    }
+}
+
+/// The lines of a request head, each without its CRLF (or bare LF).
+private struct HeadLines {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+    }
+
+    mutating func next() -> Slice<UnsafeRawBufferPointer>? {
+        guard self.position < self.bytes.count else { return nil }
+        let end = self.bytes[self.position...].firstIndex(of: UInt8(ascii: "\n")) ?? self.bytes.count
+        var line = self.bytes[self.position..<end]
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        self.position = end + 1
+        return line
     }
 }
 

@@ -18,8 +18,18 @@ struct HTTPResponseHeadWriter {
 
     func write(_ status: HTTPResponseStatus, framing: ResponseFraming, contentType: StaticString?, contentLength: Int,
                extraHeaders: [(String, String)] = [], into buffer: inout ByteBuffer) {
+        self.writeBeforeLength(status, framing: framing, contentType: contentType, into: &buffer)
+        if status != .noContent {
+            buffer.writeDecimal(contentLength)
+        }
+        self.writeAfterLength(status, framing: framing, extraHeaders: extraHeaders, into: &buffer)
+    }
+
+    /// The status line and fields up to the digits of `Content-Length`.
+    func writeBeforeLength(_ status: HTTPResponseStatus, framing: ResponseFraming, contentType: StaticString?,
+                           into buffer: inout ByteBuffer) {
         buffer.writeStaticString(framing.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        buffer.writeString(String(status.code))
+        buffer.writeDecimal(status.code)
         buffer.writeStaticString(" ")
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
@@ -31,7 +41,13 @@ struct HTTPResponseHeadWriter {
         // A 204 has no body and must not say how long it is (RFC 9110 §8.6).
         if status != .noContent {
             buffer.writeStaticString("Content-Length: ")
-            buffer.writeString(String(contentLength))
+        }
+    }
+
+    /// The rest of the head after the digits of `Content-Length`.
+    func writeAfterLength(_ status: HTTPResponseStatus, framing: ResponseFraming, extraHeaders: [(String, String)] = [],
+                          into buffer: inout ByteBuffer) {
+        if status != .noContent {
             buffer.writeStaticString("\r\n")
         }
         buffer.writeStaticString("Cache-Control: no-store\r\n")
@@ -62,6 +78,8 @@ struct HTTPResponseHeadWriter {
 final class PollAnswerFraming {
     private let writer: HTTPResponseHeadWriter
     private var last: (body: ByteBuffer, framing: ResponseFraming, response: ByteBuffer)?
+    /// The head's bytes before and after the length, by framing (HTTP/1.0 or 1.1, keep-alive or not).
+    private var heads: [(before: ByteBuffer, after: ByteBuffer)?] = [nil, nil, nil, nil]
 
     init(corsOrigin: String?) {
         self.writer = HTTPResponseHeadWriter(corsOrigin: corsOrigin)
@@ -71,13 +89,25 @@ final class PollAnswerFraming {
         if let last = self.last, last.framing == framing, Self.sameBytes(last.body, body) {
             return last.response
         }
+        let head = self.head(framing)
         var response = ByteBuffer()
-        response.reserveCapacity(160 + body.readableBytes)
-        self.writer.write(.ok, framing: framing, contentType: "application/json", contentLength: body.readableBytes, into: &response)
-        var copy = body
-        response.writeBuffer(&copy)
+        response.reserveCapacity(head.before.readableBytes + 20 + head.after.readableBytes + body.readableBytes)
+        response.writeImmutableBuffer(head.before)
+        response.writeDecimal(body.readableBytes)
+        response.writeImmutableBuffer(head.after)
+        response.writeImmutableBuffer(body)
         self.last = (body, framing, response)
         return response
+    }
+
+    private func head(_ framing: ResponseFraming) -> (before: ByteBuffer, after: ByteBuffer) {
+        let index = (framing.version == .http1_0 ? 2 : 0) + (framing.keepAlive ? 1 : 0)
+        if let head = self.heads[index] { return head }
+        var before = ByteBuffer(), after = ByteBuffer()
+        self.writer.writeBeforeLength(.ok, framing: framing, contentType: "application/json", into: &before)
+        self.writer.writeAfterLength(.ok, framing: framing, into: &after)
+        self.heads[index] = (before, after)
+        return (before, after)
     }
 
     /// The same storage and range. The kept body keeps its storage alive, so
