@@ -94,15 +94,7 @@ struct FieldReader {
 
     mutating func integer() -> Int64? {
         guard let field = self.field() else { return nil }
-        var value: Int64 = 0
-        for byte in field {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times10.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
-            guard !overflow1, !overflow2 else { return nil }
-            value = sum
-        }
-        return value
+        return decimalValue(field)
     }
 
     /// Everything after the header's newline.

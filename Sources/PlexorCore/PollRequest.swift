@@ -99,15 +99,7 @@ public struct PollRequest: Equatable, Sendable {
     /// Digits only: no sign, no spaces, and within `Int64`.
     static func parseCursor(_ text: Substring) -> Int64? {
         guard !text.isEmpty else { return nil }
-        var value: Int64 = 0
-        for byte in text.utf8 {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            let (times10, overflowA) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflowB) = times10.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
-            guard !overflowA, !overflowB else { return nil }
-            value = sum
-        }
-        return value
+        return decimalValue(text.utf8)
     }
 
     static func parseTimeout(_ value: String?, limits: PollLimits) throws(RequestError) -> Int {
