@@ -59,6 +59,9 @@ public enum CatchUp {
         var visibleByTag: [[Int64]] = []
         var messages: [Int64: Message] = [:]
         let pollTags = request.map(\.tag)
+        // One tag (the usual poll) needs no merge: its messages are in order already.
+        let isSingleTag = request.count == 1
+        var inOrder: [Message] = []
 
         for (item, window) in zip(request, windows) {
             var cursor: Int64
@@ -78,8 +81,12 @@ public enum CatchUp {
             for entry in window.entries where entry.seq > cursor {
                 cursor = entry.seq
                 guard entry.isVisible(to: pollTags) else { continue }
-                visible.append(entry.id)
                 let seq = TagSeq(tag: item.tag, seq: entry.seq)
+                if isSingleTag {
+                    inOrder.append(Message(id: entry.id, time: entry.time, seqs: [seq], onlyFor: entry.onlyFor, data: entry.data))
+                    continue
+                }
+                visible.append(entry.id)
                 if messages[entry.id] != nil {
                     messages[entry.id]!.seqs.append(seq)
                 } else {
@@ -93,11 +100,11 @@ public enum CatchUp {
             cursors.append(cursor)
         }
 
-        guard !messages.isEmpty || !resets.isEmpty || moreWaiting else {
+        guard !messages.isEmpty || !inOrder.isEmpty || !resets.isEmpty || moreWaiting else {
             return .park(cursors: cursors)
         }
-        let ordered = Self.mergeInCommitOrder(visibleByTag).map { messages[$0]! }
-        return .answer(PollAnswer(messages: ordered, tags: request.map(\.tag), cursors: cursors, resets: resets))
+        let ordered = isSingleTag ? inOrder : Self.mergeInCommitOrder(visibleByTag).map { messages[$0]! }
+        return .answer(PollAnswer(messages: ordered, tags: pollTags, cursors: cursors, resets: resets))
     }
 
     /// Merges per-tag lists of message ids (each in seq order) into one list in

@@ -91,8 +91,13 @@ public struct AnswerEncoder {
         body.writeStaticString("{\"messages\":[")
         for (index, message) in answer.messages.enumerated() {
             if index > 0 { body.writeStaticString(",") }
-            var fragment = self.fragment(for: message, shownWith: answer.tags)
-            body.writeBuffer(&fragment)
+            if self.first == nil {
+                // The first answer: nothing to share its fragments with yet.
+                Self.writeFragment(message, shownWith: answer.tags, into: &body)
+            } else {
+                var fragment = self.fragment(for: message, shownWith: answer.tags)
+                body.writeBuffer(&fragment)
+            }
         }
         body.writeStaticString("],\"cursors\":{")
         for index in answer.tags.indices {
@@ -122,27 +127,33 @@ public struct AnswerEncoder {
     }
 
     private mutating func fragment(for message: Message, shownWith pollTags: [Tag]) -> ByteBuffer {
-        // The tags shown: those of the poll the message carries, in the message's order.
-        let shown = message.seqs.filter { pollTags.contains($0.tag) }
-        let key = FragmentKey(id: message.id, tags: shown.map(\.tag))
+        let key = FragmentKey(id: message.id, tags: message.seqs.compactMap { pollTags.contains($0.tag) ? $0.tag : nil })
         if let cached = self.fragments[key] { return cached }
         var fragment = self.allocator.buffer(capacity: 64 + message.data.readableBytes)
-        fragment.writeStaticString("{\"id\":")
-        fragment.writeDecimal(message.id)
-        fragment.writeStaticString(",\"tags\":{")
-        for (index, entry) in shown.enumerated() {
-            if index > 0 { fragment.writeStaticString(",") }
-            fragment.writeStaticString("\"")
-            fragment.writeString(entry.tag.name)
-            fragment.writeStaticString("\":")
-            fragment.writeDecimal(entry.seq)
-        }
-        fragment.writeStaticString("},\"time\":\"")
-        fragment.writeString(message.time)
-        fragment.writeStaticString("\",\"data\":")
-        fragment.writeImmutableBuffer(message.data)
-        fragment.writeStaticString("}")
+        Self.writeFragment(message, shownWith: pollTags, into: &fragment)
         self.fragments[key] = fragment
         return fragment
+    }
+
+    /// A message as an answer shows it: the tags shown are those of the
+    /// poll the message carries, in the message's order.
+    private static func writeFragment(_ message: Message, shownWith pollTags: [Tag], into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"id\":")
+        buffer.writeDecimal(message.id)
+        buffer.writeStaticString(",\"tags\":{")
+        var separator = false
+        for entry in message.seqs where pollTags.contains(entry.tag) {
+            if separator { buffer.writeStaticString(",") }
+            separator = true
+            buffer.writeStaticString("\"")
+            buffer.writeString(entry.tag.name)
+            buffer.writeStaticString("\":")
+            buffer.writeDecimal(entry.seq)
+        }
+        buffer.writeStaticString("},\"time\":\"")
+        buffer.writeString(message.time)
+        buffer.writeStaticString("\",\"data\":")
+        buffer.writeImmutableBuffer(message.data)
+        buffer.writeStaticString("}")
     }
 }
