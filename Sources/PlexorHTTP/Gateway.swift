@@ -4,7 +4,6 @@ import Glibc
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import PlexorCore
 import PlexorPostgres
 
