@@ -202,21 +202,26 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
     // MARK: The loop
 
     private func enqueue(_ task: @escaping () -> Void) {
-        let wake: Bool = self.lock.withLock {
-            guard self.state != .stopped else { return false }
-            self.queued.append(task)
-            return self.queued.count == 1
-        }
         // On the loop, the queue is run before the next wait: no wake-up needed.
-        if wake, !self.inEventLoop { self.signal() }
+        let onLoop = self.inEventLoop
+        self.lock.withLock {
+            guard self.state != .stopped else { return }
+            self.queued.append(task)
+            if self.queued.count == 1, !onLoop { self.writeWakeup() }
+        }
     }
 
     private func signal() {
         self.lock.withLock {
             guard self.state != .stopped else { return }
-            var one: UInt64 = 1
-            _ = Glibc.write(self.wakeup, &one, 8)
+            self.writeWakeup()
         }
+    }
+
+    /// Under `lock`, so the descriptor cannot be closed meanwhile.
+    private func writeWakeup() {
+        var one: UInt64 = 1
+        _ = Glibc.write(self.wakeup, &one, 8)
     }
 
     private func run() {

@@ -110,9 +110,10 @@ final class Acceptor: EpollRegistration {
                 self.adopt(descriptor)
                 continue
             }
-            switch errno {
+            let error = errno
+            switch error {
             case EINTR, ECONNABORTED, EPROTO: continue
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM: return self.pause()
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM: return self.pause(error)
             default: return  // EAGAIN: nothing more waiting
             }
         }
@@ -129,10 +130,10 @@ final class Acceptor: EpollRegistration {
         connection.handler = self.makeHandler(connection)
     }
 
-    /// Out of descriptors: the pending connection would wake the loop again
+    /// Out of descriptors (or memory): the pending connection would wake the loop again
     /// at once, so stop watching for a moment.
-    private func pause() {
-        self.logger.warning("cannot accept: out of file descriptors; pausing accepts for 100 ms", metadata: ["errno": "\(errno)"])
+    private func pause(_ error: Int32) {
+        self.logger.warning("cannot accept: out of file descriptors or kernel memory; pausing accepts for 100 ms", metadata: ["errno": "\(error)"])
         self.loop.deregister(self)
         _ = self.loop.scheduleTask(in: .milliseconds(100)) { [self] in
             if !self.stopped { try? self.start() }
