@@ -87,73 +87,95 @@ public struct AnswerEncoder {
     }
 
     private mutating func encodeAnew(_ answer: PollAnswer) -> ByteBuffer {
-        var body = self.allocator.buffer(capacity: 64 + answer.tags.count * 24)
-        body.writeStaticString("{\"messages\":[")
-        for (index, message) in answer.messages.enumerated() {
-            if index > 0 { body.writeStaticString(",") }
-            if self.first == nil {
-                // The first answer: nothing to share its fragments with yet.
-                Self.writeFragment(message, shownWith: answer.tags, into: &body)
-            } else {
-                var fragment = self.fragment(for: message, shownWith: answer.tags)
-                body.writeBuffer(&fragment)
+        // The first answer has nothing to share its fragments with yet.
+        let fragments = self.first == nil ? nil : answer.messages.map { self.fragment(for: $0, shownWith: answer.tags) }
+        var body = self.allocator.buffer(capacity: 0)
+        body.write(bound: Self.bound(of: answer)) { writer in
+            writer.write("{\"messages\":[")
+            for (index, message) in answer.messages.enumerated() {
+                if index > 0 { writer.write(byte: UInt8(ascii: ",")) }
+                if let fragments {
+                    writer.write(fragments[index])
+                } else {
+                    Self.writeFragment(message, shownWith: answer.tags, into: &writer)
+                }
             }
-        }
-        body.writeStaticString("],\"cursors\":{")
-        for index in answer.tags.indices {
-            if index > 0 { body.writeStaticString(",") }
-            body.writeStaticString("\"")
-            body.writeString(answer.tags[index].name)
-            body.writeStaticString("\":")
-            body.writeDecimal(answer.cursors[index])
-        }
-        body.writeStaticString("}")
-        if !answer.resets.isEmpty {
-            body.writeStaticString(",\"resets\":{")
-            for (index, reset) in answer.resets.enumerated() {
-                if index > 0 { body.writeStaticString(",") }
-                body.writeStaticString("\"")
-                body.writeString(reset.tag.name)
-                body.writeStaticString("\":{\"reason\":\"")
-                body.writeString(reset.reason.rawValue)
-                body.writeStaticString("\",\"cursor\":")
-                body.writeDecimal(reset.cursor)
-                body.writeStaticString("}")
+            writer.write("],\"cursors\":{")
+            for index in answer.tags.indices {
+                if index > 0 { writer.write(byte: UInt8(ascii: ",")) }
+                writer.write(byte: UInt8(ascii: "\""))
+                writer.write(answer.tags[index].name)
+                writer.write("\":")
+                writer.writeDecimal(answer.cursors[index])
             }
-            body.writeStaticString("}")
+            writer.write(byte: UInt8(ascii: "}"))
+            if !answer.resets.isEmpty {
+                writer.write(",\"resets\":{")
+                for (index, reset) in answer.resets.enumerated() {
+                    if index > 0 { writer.write(byte: UInt8(ascii: ",")) }
+                    writer.write(byte: UInt8(ascii: "\""))
+                    writer.write(reset.tag.name)
+                    writer.write("\":{\"reason\":\"")
+                    writer.write(reset.reason.rawValue)
+                    writer.write("\",\"cursor\":")
+                    writer.writeDecimal(reset.cursor)
+                    writer.write(byte: UInt8(ascii: "}"))
+                }
+                writer.write(byte: UInt8(ascii: "}"))
+            }
+            writer.write(byte: UInt8(ascii: "}"))
         }
-        body.writeStaticString("}")
         return body
     }
 
     private mutating func fragment(for message: Message, shownWith pollTags: [Tag]) -> ByteBuffer {
         let key = FragmentKey(id: message.id, tags: message.seqs.compactMap { pollTags.contains($0.tag) ? $0.tag : nil })
         if let cached = self.fragments[key] { return cached }
-        var fragment = self.allocator.buffer(capacity: 64 + message.data.readableBytes)
-        Self.writeFragment(message, shownWith: pollTags, into: &fragment)
+        var fragment = self.allocator.buffer(capacity: 0)
+        fragment.write(bound: Self.bound(of: message)) { Self.writeFragment(message, shownWith: pollTags, into: &$0) }
         self.fragments[key] = fragment
         return fragment
     }
 
     /// A message as an answer shows it: the tags shown are those of the
     /// poll the message carries, in the message's order.
-    private static func writeFragment(_ message: Message, shownWith pollTags: [Tag], into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("{\"id\":")
-        buffer.writeDecimal(message.id)
-        buffer.writeStaticString(",\"tags\":{")
+    private static func writeFragment(_ message: Message, shownWith pollTags: [Tag], into writer: inout ByteWriter) {
+        writer.write("{\"id\":")
+        writer.writeDecimal(message.id)
+        writer.write(",\"tags\":{")
         var separator = false
         for entry in message.seqs where pollTags.contains(entry.tag) {
-            if separator { buffer.writeStaticString(",") }
+            if separator { writer.write(byte: UInt8(ascii: ",")) }
             separator = true
-            buffer.writeStaticString("\"")
-            buffer.writeString(entry.tag.name)
-            buffer.writeStaticString("\":")
-            buffer.writeDecimal(entry.seq)
+            writer.write(byte: UInt8(ascii: "\""))
+            writer.write(entry.tag.name)
+            writer.write("\":")
+            writer.writeDecimal(entry.seq)
         }
-        buffer.writeStaticString("},\"time\":\"")
-        buffer.writeString(message.time)
-        buffer.writeStaticString("\",\"data\":")
-        buffer.writeImmutableBuffer(message.data)
-        buffer.writeStaticString("}")
+        writer.write("},\"time\":\"")
+        writer.write(message.time)
+        writer.write("\",\"data\":")
+        writer.write(message.data)
+        writer.write(byte: UInt8(ascii: "}"))
+    }
+
+    // MARK: Bounds (the space an encoding reserves before it writes)
+
+    /// `"name":` and a decimal, with a separator.
+    private static func bound(ofEntry tag: Tag) -> Int {
+        tag.name.utf8.count + 4 + ByteWriter.maximumDecimalLength
+    }
+
+    private static func bound(of message: Message) -> Int {
+        64 + 2 * ByteWriter.maximumDecimalLength + message.time.utf8.count + message.data.readableBytes
+            + message.seqs.reduce(0) { $0 + Self.bound(ofEntry: $1.tag) }
+    }
+
+    private static func bound(of answer: PollAnswer) -> Int {
+        var bound = 64
+        for message in answer.messages { bound += 1 + Self.bound(of: message) }
+        for tag in answer.tags { bound += Self.bound(ofEntry: tag) }
+        for reset in answer.resets { bound += 32 + Self.bound(ofEntry: reset.tag) }
+        return bound
     }
 }

@@ -172,7 +172,8 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
 
     func answerPoll(_ body: ByteBuffer) {
         guard case .waiting(let framing, _) = self.state else { return }
-        self.finishResponse(framing, bytes: self.answerFraming.response(body: body, framing: framing), close: false)
+        let head = self.answerFraming.head(forBodyLength: body.readableBytes, framing: framing)
+        self.finishResponse(framing, head: head, body: body, close: false)
     }
 
     func failPoll(status: HTTPResponseStatus, message: String) {
@@ -199,30 +200,29 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
                      extraHeaders: extraHeaders, close: close)
     }
 
-    /// Writes a whole response, head and body, as one buffer.
+    /// Writes a whole response, head and body.
     private func respond(_ framing: ResponseFraming, _ status: HTTPResponseStatus, contentType: StaticString?, body: ByteBuffer?,
                          extraHeaders: [(String, String)] = [], close: Bool = false) {
         let framing = ResponseFraming(version: framing.version, keepAlive: framing.keepAlive && !close)
-        var response = ByteBuffer()
-        response.reserveCapacity(192 + (body?.readableBytes ?? 0))
+        var head = ByteBuffer()
+        head.reserveCapacity(192)
         self.context.headWriter.write(status, framing: framing, contentType: contentType, contentLength: body?.readableBytes ?? 0,
-                              extraHeaders: extraHeaders, into: &response)
-        if var body { response.writeBuffer(&body) }
-        self.finishResponse(framing, bytes: response, close: close)
+                              extraHeaders: extraHeaders, into: &head)
+        self.finishResponse(framing, head: head, body: body ?? ByteBuffer(), close: close)
     }
 
     /// Writes a whole response; then either closes the connection or goes
     /// on with the next request already received.
-    private func finishResponse(_ framing: ResponseFraming, bytes: ByteBuffer, close: Bool) {
+    private func finishResponse(_ framing: ResponseFraming, head: ByteBuffer, body: ByteBuffer, close: Bool) {
         guard self.connection.isOpen else { return }
         if !framing.keepAlive || close {
             self.state = .discarding
-            self.connection.write(bytes)
+            self.connection.write(head, body)
             self.connection.closeAfterWriting()
             return
         }
         if case .discarding = self.state {} else { self.state = .idle }
-        self.connection.write(bytes)
+        self.connection.write(head, body)
         self.handleRequests()
     }
 }

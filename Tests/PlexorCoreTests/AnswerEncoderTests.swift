@@ -56,9 +56,6 @@ import Testing
             #expect(String(buffer: buffer) == "x\(value)")
             #expect(written == String(value).utf8.count)
         }
-        var buffer = ByteBuffer()
-        buffer.writeDecimal(UInt64.max)
-        #expect(String(buffer: buffer) == String(UInt64.max))
     }
 
     @Test func quotesErrorText() {

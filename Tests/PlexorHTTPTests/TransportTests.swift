@@ -74,19 +74,30 @@ import Testing
 /// Connections on a real listening socket, driven by a plain blocking client.
 @Suite struct SocketConnectionTests {
     /// Answers every read with `response`, then closes after writing it.
+    /// With `headLength`, the response goes out as a head and a body, then
+    /// its last quarter as a write of its own.
     final class Replier: ConnectionHandler {
         let connection: SocketConnection
         let response: ByteBuffer
+        let headLength: Int?
         let closed: EventLoopPromise<Void>
 
-        init(connection: SocketConnection, response: ByteBuffer, closed: EventLoopPromise<Void>) {
+        init(connection: SocketConnection, response: ByteBuffer, headLength: Int?, closed: EventLoopPromise<Void>) {
             self.connection = connection
             self.response = response
+            self.headLength = headLength
             self.closed = closed
         }
 
         func received(_ bytes: ByteBuffer) {
-            self.connection.write(self.response)
+            if let headLength {
+                let lastQuarter = self.response.readableBytes * 3 / 4
+                self.connection.write(self.response.getSlice(at: 0, length: headLength)!,
+                                      self.response.getSlice(at: headLength, length: lastQuarter - headLength)!)
+                self.connection.write(self.response.getSlice(at: lastQuarter, length: self.response.readableBytes - lastQuarter)!)
+            } else {
+                self.connection.write(self.response)
+            }
             self.connection.closeAfterWriting()
         }
 
@@ -96,10 +107,11 @@ import Testing
     }
 
     /// A loop accepting on a free loopback port, every connection a `Replier`.
-    func serve(_ response: ByteBuffer, closed: EventLoopPromise<Void>, on loop: EpollEventLoop) throws -> (ListeningSocket, Acceptor) {
+    func serve(_ response: ByteBuffer, headLength: Int? = nil, closed: EventLoopPromise<Void>,
+               on loop: EpollEventLoop) throws -> (ListeningSocket, Acceptor) {
         let socket = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
         let acceptor = Acceptor(socket: socket, loop: loop, logger: Logger(label: "test")) { connection in
-            Replier(connection: connection, response: response, closed: closed)
+            Replier(connection: connection, response: response, headLength: headLength, closed: closed)
         }
         try loop.submit { try acceptor.start() }.wait()
         return (socket, acceptor)
@@ -121,7 +133,10 @@ import Testing
         return descriptor
     }
 
-    @Test func aResponseBiggerThanTheSocketTakesArrivesWholeBeforeTheClose() throws {
+    /// Whole, as one buffer; as a short head and a body (the socket stops
+    /// within the body); as a head the socket stops within.
+    @Test(arguments: [nil, 100, 6 << 20])
+    func aResponseBiggerThanTheSocketTakesArrivesWholeBeforeTheClose(headLength: Int?) throws {
         let loop = try EpollEventLoop(name: "test-loop")
         defer { try? loop.syncShutdownGracefully() }
         // Twice the most a socket's send buffer grows to (tcp_wmem's 4 MiB),
@@ -131,7 +146,7 @@ import Testing
         let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let response = ByteBuffer(bytes: bytes)
         let closed = loop.makePromise(of: Void.self)
-        let (socket, acceptor) = try self.serve(response, closed: closed, on: loop)
+        let (socket, acceptor) = try self.serve(response, headLength: headLength, closed: closed, on: loop)
         defer {
             try? loop.submit { acceptor.stop() }.wait()
             socket.close()

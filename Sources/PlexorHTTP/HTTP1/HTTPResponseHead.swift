@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PlexorCore
 
 /// How a response is framed for the request it answers.
 struct ResponseFraming: Equatable {
@@ -29,7 +30,7 @@ struct HTTPResponseHeadWriter {
     func writeBeforeLength(_ status: HTTPResponseStatus, framing: ResponseFraming, contentType: StaticString?,
                            into buffer: inout ByteBuffer) {
         buffer.writeStaticString(framing.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        buffer.writeDecimal(status.code)
+        buffer.writeDecimal(Int(status.code))
         buffer.writeStaticString(" ")
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
@@ -71,13 +72,13 @@ struct HTTPResponseHeadWriter {
     }
 }
 
-/// Frames `200` poll answers on one event loop as whole responses, head and
-/// body in one buffer. The hub hands every waiter of a fan-out the very same
-/// body, so the framed response of the last body is kept: each further waiter
-/// costs a reference and one write, not an allocation.
+/// The heads of `200` poll answers on one event loop. A response goes out
+/// as its head and its body side by side, so the body the hub encoded (one
+/// for every waiter of a fan-out) is never copied; the head of the last
+/// length and framing is kept, so the waiters of a fan-out share it too.
 final class PollAnswerFraming {
     private let writer: HTTPResponseHeadWriter
-    private var last: (body: ByteBuffer, framing: ResponseFraming, response: ByteBuffer)?
+    private var last: (length: Int, framing: ResponseFraming, head: ByteBuffer)?
     /// The head's bytes before and after the length, by framing (HTTP/1.0 or 1.1, keep-alive or not).
     private var heads: [(before: ByteBuffer, after: ByteBuffer)?] = [nil, nil, nil, nil]
 
@@ -85,22 +86,22 @@ final class PollAnswerFraming {
         self.writer = HTTPResponseHeadWriter(corsOrigin: corsOrigin)
     }
 
-    func response(body: ByteBuffer, framing: ResponseFraming) -> ByteBuffer {
-        if let last = self.last, last.framing == framing, Self.sameBytes(last.body, body) {
-            return last.response
+    func head(forBodyLength length: Int, framing: ResponseFraming) -> ByteBuffer {
+        if let last = self.last, last.length == length, last.framing == framing {
+            return last.head
         }
-        let head = self.head(framing)
-        var response = ByteBuffer()
-        response.reserveCapacity(head.before.readableBytes + 20 + head.after.readableBytes + body.readableBytes)
-        response.writeImmutableBuffer(head.before)
-        response.writeDecimal(body.readableBytes)
-        response.writeImmutableBuffer(head.after)
-        response.writeImmutableBuffer(body)
-        self.last = (body, framing, response)
-        return response
+        let parts = self.parts(framing)
+        var head = ByteBuffer()
+        head.write(bound: parts.before.readableBytes + ByteWriter.maximumDecimalLength + parts.after.readableBytes) { writer in
+            writer.write(parts.before)
+            writer.writeDecimal(Int64(length))
+            writer.write(parts.after)
+        }
+        self.last = (length, framing, head)
+        return head
     }
 
-    private func head(_ framing: ResponseFraming) -> (before: ByteBuffer, after: ByteBuffer) {
+    private func parts(_ framing: ResponseFraming) -> (before: ByteBuffer, after: ByteBuffer) {
         let index = (framing.version == .http1_0 ? 2 : 0) + (framing.keepAlive ? 1 : 0)
         if let head = self.heads[index] { return head }
         var before = ByteBuffer(), after = ByteBuffer()
@@ -108,12 +109,5 @@ final class PollAnswerFraming {
         self.writer.writeAfterLength(.ok, framing: framing, into: &after)
         self.heads[index] = (before, after)
         return (before, after)
-    }
-
-    /// The same storage and range. The kept body keeps its storage alive, so
-    /// an address cannot be reused by another buffer meanwhile.
-    private static func sameBytes(_ lhs: ByteBuffer, _ rhs: ByteBuffer) -> Bool {
-        lhs.readableBytes == rhs.readableBytes
-            && lhs.withUnsafeReadableBytes { left in rhs.withUnsafeReadableBytes { right in left.baseAddress == right.baseAddress } }
     }
 }

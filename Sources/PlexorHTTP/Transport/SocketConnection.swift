@@ -16,6 +16,9 @@ protocol ResponseSink: AnyObject {
     var isOpen: Bool { get }
     /// Sends `bytes` after whatever was written before.
     func write(_ bytes: ByteBuffer)
+    /// Sends `head` then `body` after whatever was written before, without
+    /// joining them first.
+    func write(_ head: ByteBuffer, _ body: ByteBuffer)
     /// Closes once everything written has been sent.
     func closeAfterWriting()
     /// Closes now, dropping what was not yet sent.
@@ -77,10 +80,47 @@ final class SocketConnection: EpollRegistration, ResponseSink {
         }
         var remaining = bytes
         guard self.send(&remaining) else { return }
-        if remaining.readableBytes > 0 {
-            self.unsent = remaining
-            self.loop.modify(self, events: cepoll_in | cepoll_out)
+        self.keep(remaining)
+    }
+
+    func write(_ head: ByteBuffer, _ body: ByteBuffer) {
+        guard self.isOpen else { return }
+        if self.unsent != nil {
+            self.unsent!.writeImmutableBuffer(head)
+            self.unsent!.writeImmutableBuffer(body)
+            return
         }
+        var sent: Int
+        repeat {
+            sent = head.withUnsafeReadableBytes { head in
+                body.withUnsafeReadableBytes { body in
+                    cepoll_send_two(self.descriptor, head.baseAddress, head.count, body.baseAddress, body.count)
+                }
+            }
+        } while sent < 0 && errno == EINTR
+        if sent < 0 {
+            guard errno == EAGAIN || errno == EWOULDBLOCK else { return self.close() }
+            sent = 0
+        }
+        if sent == head.readableBytes + body.readableBytes { return }
+        // The socket took only part: the rest waits, in one buffer, until it is writable.
+        var remaining: ByteBuffer
+        if sent < head.readableBytes {
+            remaining = head.getSlice(at: head.readerIndex + sent, length: head.readableBytes - sent)!
+            remaining.writeImmutableBuffer(body)
+        } else {
+            remaining = body
+            remaining.moveReaderIndex(forwardBy: sent - head.readableBytes)
+        }
+        guard self.send(&remaining) else { return }
+        self.keep(remaining)
+    }
+
+    /// Keeps what the socket did not take and waits until it is writable.
+    private func keep(_ remaining: ByteBuffer) {
+        guard remaining.readableBytes > 0 else { return }
+        self.unsent = remaining
+        self.loop.modify(self, events: cepoll_in | cepoll_out)
     }
 
     func closeAfterWriting() {
