@@ -34,8 +34,10 @@ public struct ByteWriter {
     }
 
     public mutating func write(_ text: String) {
-        var text = text
-        text.withUTF8 { self.write(UnsafeRawBufferPointer($0)) }
+        let written: Void? = text.utf8.withContiguousStorageIfAvailable { self.write(UnsafeRawBufferPointer($0)) }
+        if written == nil {
+            for byte in text.utf8 { self.write(byte: byte) }
+        }
     }
 
     public mutating func write(_ bytes: ByteBuffer) {

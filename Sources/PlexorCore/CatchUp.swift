@@ -29,14 +29,19 @@ public struct TagLogWindow: Sendable {
     public var lastSeq: Int64
     /// The oldest seq still kept (`lastSeq + 1` when none is).
     public var firstSeq: Int64
-    /// Entries after the effective cursor, seq ascending, at most the per-tag limit.
-    public var entries: [LogEntry]
+    /// Entries after the effective cursor, seq ascending, at most the per-tag
+    /// limit. A slice: a window on a recent log shares the log's entries.
+    public var entries: ArraySlice<LogEntry>
 
-    public init(tag: Tag, lastSeq: Int64, firstSeq: Int64, entries: [LogEntry] = []) {
+    public init(tag: Tag, lastSeq: Int64, firstSeq: Int64, entries: ArraySlice<LogEntry> = []) {
         self.tag = tag
         self.lastSeq = lastSeq
         self.firstSeq = firstSeq
         self.entries = entries
+    }
+
+    public init(tag: Tag, lastSeq: Int64, firstSeq: Int64, entries: [LogEntry]) {
+        self.init(tag: tag, lastSeq: lastSeq, firstSeq: firstSeq, entries: entries[...])
     }
 }
 
@@ -56,12 +61,13 @@ public enum CatchUp {
         cursors.reserveCapacity(request.count)
         var resets: [CursorReset] = []
         var moreWaiting = false
-        var visibleByTag: [[Int64]] = []
-        var messages: [Int64: Message] = [:]
         let pollTags = request.map(\.tag)
         // One tag (the usual poll) needs no merge: its messages are in order already.
         let isSingleTag = request.count == 1
         var inOrder: [Message] = []
+        var visibleByTag: [[Int64]] = []
+        var messages: [Int64: Message] = [:]
+        if !isSingleTag { visibleByTag.reserveCapacity(request.count) }
 
         for (item, window) in zip(request, windows) {
             var cursor: Int64
@@ -96,7 +102,7 @@ public enum CatchUp {
             if window.entries.count >= maximumPerTag, cursor < window.lastSeq {
                 moreWaiting = true
             }
-            visibleByTag.append(visible)
+            if !isSingleTag { visibleByTag.append(visible) }
             cursors.append(cursor)
         }
 

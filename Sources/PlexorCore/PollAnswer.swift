@@ -57,10 +57,16 @@ public struct AnswerEncoder {
         var tags: [Tag]
         var cursors: [Int64]
         var ids: [Int64]
+
+        init(_ answer: PollAnswer) {
+            self.tags = answer.tags
+            self.cursors = answer.cursors
+            self.ids = answer.messages.map(\.id)
+        }
     }
 
     private var fragments: [FragmentKey: ByteBuffer] = [:]
-    private var first: (key: AnswerKey, body: ByteBuffer)?
+    private var first: (answer: PollAnswer, body: ByteBuffer)?
     private var answers: [AnswerKey: ByteBuffer] = [:]
     private let allocator: ByteBufferAllocator
 
@@ -71,15 +77,15 @@ public struct AnswerEncoder {
     public mutating func encode(_ answer: PollAnswer) -> ByteBuffer {
         // Answers with resets come from single catch-ups: not worth a key.
         guard answer.resets.isEmpty else { return self.encodeAnew(answer) }
-        let key = AnswerKey(tags: answer.tags, cursors: answer.cursors, ids: answer.messages.map(\.id))
-        // Most encoders answer one poll: the table is only built for a second answer.
+        // Most encoders answer one poll: keys and the table are only built for a second answer.
         guard let first = self.first else {
             let body = self.encodeAnew(answer)
-            self.first = (key, body)
+            self.first = (answer, body)
             return body
         }
-        if first.key == key { return first.body }
-        if self.answers.isEmpty { self.answers[first.key] = first.body }
+        if Self.isSame(first.answer, answer) { return first.body }
+        let key = AnswerKey(answer)
+        if self.answers.isEmpty { self.answers[AnswerKey(first.answer)] = first.body }
         if let body = self.answers[key] { return body }
         let body = self.encodeAnew(answer)
         self.answers[key] = body
@@ -89,8 +95,9 @@ public struct AnswerEncoder {
     private mutating func encodeAnew(_ answer: PollAnswer) -> ByteBuffer {
         // The first answer has nothing to share its fragments with yet.
         let fragments = self.first == nil ? nil : answer.messages.map { self.fragment(for: $0, shownWith: answer.tags) }
-        var body = self.allocator.buffer(capacity: 0)
-        body.write(bound: Self.bound(of: answer)) { writer in
+        let bound = Self.bound(of: answer)
+        var body = self.allocator.buffer(capacity: bound)
+        body.write(bound: bound) { writer in
             writer.write("{\"messages\":[")
             for (index, message) in answer.messages.enumerated() {
                 if index > 0 { writer.write(byte: UInt8(ascii: ",")) }
@@ -128,11 +135,18 @@ public struct AnswerEncoder {
         return body
     }
 
+    /// The same tags, cursors and messages (what `AnswerKey` compares, without building one).
+    private static func isSame(_ lhs: PollAnswer, _ rhs: PollAnswer) -> Bool {
+        lhs.tags == rhs.tags && lhs.cursors == rhs.cursors && lhs.messages.count == rhs.messages.count
+            && zip(lhs.messages, rhs.messages).allSatisfy { $0.id == $1.id }
+    }
+
     private mutating func fragment(for message: Message, shownWith pollTags: [Tag]) -> ByteBuffer {
         let key = FragmentKey(id: message.id, tags: message.seqs.compactMap { pollTags.contains($0.tag) ? $0.tag : nil })
         if let cached = self.fragments[key] { return cached }
-        var fragment = self.allocator.buffer(capacity: 0)
-        fragment.write(bound: Self.bound(of: message)) { Self.writeFragment(message, shownWith: pollTags, into: &$0) }
+        let bound = Self.bound(of: message)
+        var fragment = self.allocator.buffer(capacity: bound)
+        fragment.write(bound: bound) { Self.writeFragment(message, shownWith: pollTags, into: &$0) }
         self.fragments[key] = fragment
         return fragment
     }

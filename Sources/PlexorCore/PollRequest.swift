@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One tag of a poll and the cursor the client holds for it.
 public struct TagCursor: Equatable, Sendable {
     public var tag: Tag
@@ -34,58 +40,76 @@ public struct PollRequest: Equatable, Sendable {
         self.timeout = timeout
     }
 
-    /// Parses the query string of a poll (the part after `?`). Splits on
-    /// bytes, not characters: every delimiter is ASCII.
+    /// Parses the query string of a poll (the part after `?`).
     public init(query: Substring, limits: PollLimits) throws(RequestError) {
-        var tagsValue: String?
-        var timeoutValue: String?
-        for pair in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            let equals = pair.firstIndex(of: UInt8(ascii: "="))
-            let key = Substring(equals.map { pair[..<$0] } ?? pair)
-            let value = Substring(equals.map { pair[pair.index(after: $0)...] } ?? pair[pair.endIndex...])
-            guard let decoded = PercentDecoding.decode(value) else {
-                throw .badRequest("parameter \(key) is not valid percent-encoded UTF-8")
-            }
-            switch key {
-            case "tags":
-                guard tagsValue == nil else { throw .badRequest("parameter tags is given more than once") }
-                tagsValue = decoded
-            case "timeout":
-                guard timeoutValue == nil else { throw .badRequest("parameter timeout is given more than once") }
-                timeoutValue = decoded
-            default:
-                continue  // Unknown parameters (cache busters such as _=123) are ignored.
-            }
-        }
-        guard let tagsValue else { throw .badRequest("parameter tags is required, e.g. tags=chat@17,news") }
-        self.tags = try Self.parseTags(tagsValue, limits: limits)
-        self.timeout = try Self.parseTimeout(timeoutValue, limits: limits)
+        var query = String(query)
+        self = try query.withUTF8 { bytes in
+            Result { () throws(RequestError) in try PollRequest(query: UnsafeRawBufferPointer(bytes), limits: limits) }
+        }.get()
     }
 
-    static func parseTags(_ value: String, limits: PollLimits) throws(RequestError) -> [TagCursor] {
+    /// Parses the query string's bytes in place: every delimiter is ASCII,
+    /// and only a value with escapes is copied to be decoded.
+    public init(query: UnsafeRawBufferPointer, limits: PollLimits) throws(RequestError) {
+        var tags: [TagCursor]?
+        var timeout: Int?
+        var position = 0
+        while position < query.count {
+            let end = query.index(of: UInt8(ascii: "&"), from: position) ?? query.count
+            defer { position = end + 1 }
+            guard end > position else { continue }
+            let equals = query.index(of: UInt8(ascii: "="), from: position, before: end)
+            let key = UnsafeRawBufferPointer(rebasing: query[position..<(equals ?? end)])
+            let value = UnsafeRawBufferPointer(rebasing: query[(equals.map { $0 + 1 } ?? end)..<end])
+            if key.equals("tags") {
+                guard tags == nil else { throw .badRequest("parameter tags is given more than once") }
+                tags = try PercentDecoding.withDecoded(value, parameter: key) { (value) throws(RequestError) in
+                    try Self.parseTags(value, limits: limits)
+                }
+            } else if key.equals("timeout") {
+                guard timeout == nil else { throw .badRequest("parameter timeout is given more than once") }
+                timeout = try PercentDecoding.withDecoded(value, parameter: key) { (value) throws(RequestError) in
+                    try Self.parseTimeout(value, limits: limits)
+                }
+            } else {
+                // Unknown parameters (cache busters such as _=123) are ignored, if well-formed.
+                try PercentDecoding.withDecoded(value, parameter: key) { (_) throws(RequestError) in }
+            }
+        }
+        guard let tags else { throw .badRequest("parameter tags is required, e.g. tags=chat@17,news") }
+        self.tags = tags
+        self.timeout = timeout ?? min(limits.defaultTimeout, limits.maximumTimeout)
+    }
+
+    static func parseTags(_ value: UnsafeRawBufferPointer, limits: PollLimits) throws(RequestError) -> [TagCursor] {
         guard !value.isEmpty else { throw .badRequest("parameter tags is empty") }
-        let items = value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-        guard items.count <= limits.maximumTags else {
-            throw .badRequest("a poll may list at most \(limits.maximumTags) tags; this one lists \(items.count)")
+        var itemCount = 1
+        for byte in value where byte == UInt8(ascii: ",") { itemCount += 1 }
+        guard itemCount <= limits.maximumTags else {
+            throw .badRequest("a poll may list at most \(limits.maximumTags) tags; this one lists \(itemCount)")
         }
         var result: [TagCursor] = []
-        result.reserveCapacity(items.count)
+        result.reserveCapacity(itemCount)
         // A few tags are checked for repeats by looking; many, with a set.
-        var seen = items.count > 8 ? Set<Tag>(minimumCapacity: items.count) : nil
-        for item in items {
-            guard !item.isEmpty else { throw .badRequest("parameter tags has an empty item") }
-            let at = item.firstIndex(of: UInt8(ascii: "@"))
+        var seen = itemCount > 8 ? Set<Tag>(minimumCapacity: itemCount) : nil
+        var position = 0
+        while position <= value.count {
+            let end = value.index(of: UInt8(ascii: ","), from: position) ?? value.count
+            defer { position = end + 1 }
+            guard end > position else { throw .badRequest("parameter tags has an empty item") }
+            let at = value.index(of: UInt8(ascii: "@"), from: position, before: end)
             let tag: Tag
             do {
-                tag = try Tag(validating: Substring(at.map { item[..<$0] } ?? item))
+                tag = try Tag(validating: UnsafeRawBufferPointer(rebasing: value[position..<(at ?? end)]))
             } catch {
                 throw .badRequest(error.description)
             }
             var cursor: Int64?
             if let at {
-                let text = Substring(item[item.index(after: at)...])
-                guard let parsed = Self.parseCursor(text) else {
-                    throw .badRequest("cursor \"\(text.prefix(40))\" of tag \(tag) is not a whole number from 0 to \(Int64.max)")
+                let digits = UnsafeRawBufferPointer(rebasing: value[(at + 1)..<end])
+                guard !digits.isEmpty, let parsed = decimalValue(digits) else {
+                    let text = String(decoding: digits.prefix(40), as: UTF8.self)
+                    throw .badRequest("cursor \"\(text)\" of tag \(tag) is not a whole number from 0 to \(Int64.max)")
                 }
                 cursor = parsed
             }
@@ -96,20 +120,12 @@ public struct PollRequest: Equatable, Sendable {
         return result
     }
 
-    /// Digits only: no sign, no spaces, and within `Int64`.
-    static func parseCursor(_ text: Substring) -> Int64? {
-        guard !text.isEmpty else { return nil }
-        return decimalValue(text.utf8)
-    }
-
-    static func parseTimeout(_ value: String?, limits: PollLimits) throws(RequestError) -> Int {
-        guard let value else { return min(limits.defaultTimeout, limits.maximumTimeout) }
-        let isWholeNumber = !value.isEmpty && value.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-        guard isWholeNumber else {
-            throw .badRequest("timeout \"\(value.prefix(40))\" is not a whole number of seconds")
+    static func parseTimeout(_ value: UnsafeRawBufferPointer, limits: PollLimits) throws(RequestError) -> Int {
+        guard !value.isEmpty, value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw .badRequest("timeout \"\(String(decoding: value.prefix(40), as: UTF8.self))\" is not a whole number of seconds")
         }
         // Digits beyond Int64 are simply above the maximum.
-        let seconds = Int64(value) ?? Int64.max
+        let seconds = decimalValue(value) ?? Int64.max
         return Int(min(seconds, Int64(limits.maximumTimeout)))
     }
 }
@@ -126,14 +142,25 @@ public enum RequestError: Error, Equatable, Sendable {
 }
 
 enum PercentDecoding {
-    /// Decodes `%XX` escapes and `+` (as a space); `nil` for a broken escape or invalid UTF-8.
-    static func decode(_ text: Substring) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
-            return String(text)
+    /// Calls `body` with `value` decoded from `%XX` escapes and `+` (a
+    /// space), in place when it has none; a broken escape or invalid UTF-8
+    /// is an error naming `parameter`.
+    static func withDecoded<Value>(_ value: UnsafeRawBufferPointer, parameter: UnsafeRawBufferPointer,
+                                    _ body: (UnsafeRawBufferPointer) throws(RequestError) -> Value) throws(RequestError) -> Value {
+        guard value.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
+            return try body(value)
         }
+        guard let decoded = Self.decode(value) else {
+            throw .badRequest("parameter \(String(decoding: parameter, as: UTF8.self)) is not valid percent-encoded UTF-8")
+        }
+        return try decoded.withUnsafeBytes { bytes in Result { () throws(RequestError) in try body(bytes) } }.get()
+    }
+
+    /// The decoded bytes; `nil` for a broken escape or invalid UTF-8.
+    static func decode(_ value: UnsafeRawBufferPointer) -> [UInt8]? {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
+        bytes.reserveCapacity(value.count)
+        var iterator = value.makeIterator()
         while let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "%"):
@@ -147,7 +174,7 @@ enum PercentDecoding {
                 bytes.append(byte)
             }
         }
-        return String(validating: bytes, as: UTF8.self)
+        return String(validating: bytes, as: UTF8.self) == nil ? nil : bytes
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {
@@ -157,5 +184,21 @@ enum PercentDecoding {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Whether these are the bytes of `text`.
+    @inline(__always)
+    public func equals(_ text: StaticString) -> Bool {
+        self.count == text.utf8CodeUnitCount && (self.isEmpty || memcmp(self.baseAddress!, text.utf8Start, self.count) == 0)
+    }
+
+    /// The first `byte` at or after `start` and before `end` (the end of the buffer by default).
+    @inline(__always)
+    public func index(of byte: UInt8, from start: Int, before end: Int? = nil) -> Int? {
+        let end = end ?? self.count
+        guard start < end, let found = memchr(self.baseAddress! + start, Int32(byte), end - start) else { return nil }
+        return UnsafeRawPointer(found) - self.baseAddress!
     }
 }

@@ -31,6 +31,6 @@ struct RecentLog {
         guard let cursor else { return TagLogWindow(tag: tag, lastSeq: self.head, firstSeq: oldest) }
         guard cursor <= self.head, cursor >= oldest - 1 else { return nil }
         let skipped = Int(cursor - (oldest - 1))
-        return TagLogWindow(tag: tag, lastSeq: self.head, firstSeq: oldest, entries: Array(self.entries.dropFirst(skipped)))
+        return TagLogWindow(tag: tag, lastSeq: self.head, firstSeq: oldest, entries: self.entries.dropFirst(skipped))
     }
 }

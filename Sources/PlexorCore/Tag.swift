@@ -7,18 +7,23 @@ public struct Tag: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public let name: String
 
-    /// Validates `text` as a tag.
-    public init(validating text: Substring) throws(TagError) {
-        guard !text.isEmpty else { throw .empty }
-        guard text.utf8.count <= Self.maximumLength else { throw .tooLong(String(text.prefix(40))) }
-        for byte in text.utf8 where !Self.isAllowed(byte) {
-            throw .invalidCharacter(String(text.prefix(Self.maximumLength)))
+    /// Validates bytes (from a request) as a tag.
+    public init(validating bytes: UnsafeRawBufferPointer) throws(TagError) {
+        guard !bytes.isEmpty else { throw .empty }
+        let shown = { (limit: Int) in String(decoding: bytes.prefix(limit), as: UTF8.self) }
+        guard bytes.count <= Self.maximumLength else { throw .tooLong(shown(40)) }
+        for byte in bytes where !Self.isAllowed(byte) {
+            throw .invalidCharacter(shown(Self.maximumLength))
         }
-        self.name = String(text)
+        self.name = String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Validates `text` as a tag.
     public init(validating text: String) throws(TagError) {
-        try self.init(validating: text[...])
+        var text = text
+        self = try text.withUTF8 { bytes in
+            Result { () throws(TagError) in try Tag(validating: UnsafeRawBufferPointer(bytes)) }
+        }.get()
     }
 
     /// For text already validated (by the database, or by this type earlier).

@@ -91,9 +91,9 @@ public final class Gateway: @unchecked Sendable {
             if let statusPort = configuration.statusPort {
                 sockets.append(try ListeningSocket.bind(host: configuration.host, port: statusPort, reusePort: false))
             }
-            for shard in self.shards {
+            let targets = self.shards.map { shard in
                 let answerFraming = PollAnswerFraming(corsOrigin: configuration.corsOrigin)
-                let makeHandler = { (connection: SocketConnection) -> ConnectionHandler in
+                return ConnectionDispatcher.Target(loop: group.loops[shard.index]) { connection in
                     // Counted here, uncounted by the handler when the connection closes.
                     let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
                     if open > maximumConnections {
@@ -102,9 +102,11 @@ public final class Gateway: @unchecked Sendable {
                     }
                     return GatewayHTTPHandler(connection: connection, shard: shard, answerFraming: answerFraming, context: context)
                 }
-                let loop = group.loops[shard.index]
+            }
+            let dispatcher = ConnectionDispatcher(targets)
+            for loop in group.loops {
                 for socket in sockets {
-                    let acceptor = Acceptor(socket: socket, loop: loop, logger: logger, makeHandler: makeHandler)
+                    let acceptor = Acceptor(socket: socket, loop: loop, logger: logger, dispatcher: dispatcher)
                     try loop.submit { try acceptor.start() }.wait()
                     acceptors.append(acceptor)
                 }

@@ -76,11 +76,15 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     // MARK: Routing
 
     private func route(_ request: HTTPRequest) {
+        request.target.withUnsafeReadableBytes { self.route(request, target: $0) }
+    }
+
+    /// Routes on the target's bytes: a poll's query is parsed in place.
+    private func route(_ request: HTTPRequest, target: UnsafeRawBufferPointer) {
         let framing = ResponseFraming(version: request.version, keepAlive: request.keepAlive)
-        let target = request.target[...]
-        let questionMark = target.firstIndex(of: "?")
-        let path = questionMark.map { target[..<$0] } ?? target
-        let query = questionMark.map { target[target.index(after: $0)...] } ?? ""
+        let questionMark = target.index(of: UInt8(ascii: "?"), from: 0) ?? target.count
+        let path = UnsafeRawBufferPointer(rebasing: target[..<questionMark])
+        let query = UnsafeRawBufferPointer(rebasing: target[min(questionMark + 1, target.count)...])
 
         if request.method == .OPTIONS {
             self.respond(framing, .noContent, contentType: nil, body: nil, extraHeaders: [
@@ -90,10 +94,11 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             ])
             return
         }
-        switch path {
-        case "/poll":
+        if path.equals("/poll") {
             guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
-            self.poll(framing, query: query)
+            return self.poll(framing, query: query)
+        }
+        switch String(decoding: path, as: UTF8.self) {
         case "/publish":
             guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
             self.publish(framing, request)
@@ -113,12 +118,12 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
             self.respond(framing, .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
                          body: ByteBuffer(string: self.context.renderMetrics()))
-        default:
-            self.respondError(framing, .notFound, "no such path: \(path.prefix(100))")
+        case let other:
+            self.respondError(framing, .notFound, "no such path: \(other.prefix(100))")
         }
     }
 
-    private func poll(_ framing: ResponseFraming, query: Substring) {
+    private func poll(_ framing: ResponseFraming, query: UnsafeRawBufferPointer) {
         let request: PollRequest
         do {
             request = try PollRequest(query: query, limits: self.context.configuration.pollLimits)

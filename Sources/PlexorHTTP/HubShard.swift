@@ -68,6 +68,16 @@ final class HubShard: NotificationSink, @unchecked Sendable {
             responder.failPoll(status: .serviceUnavailable, message: "the gateway is shutting down; poll again (any gateway) with the same cursors")
             return nil
         }
+        // What this loop knows already may answer the poll: then it never
+        // needs an id, its tags watched or the listener asked. A recent log is
+        // a contiguous stretch of the tag's log, so answering from it is
+        // consistent even if it is a moment old; only parking needs LISTEN.
+        let known = self.hub.catchUpFromRecent(request.tags, maximumPerTag: self.configuration.catchUpLimitPerTag)
+        if let known, let answer = Self.answerAtOnce(known, request: request) {
+            var encoder = AnswerEncoder()
+            self.send(answer, to: responder, encoder: &encoder)
+            return nil
+        }
         self.nextID += 1
         let id = PollID(self.nextID)
         let tags = request.tags.map(\.tag)
@@ -79,8 +89,18 @@ final class HubShard: NotificationSink, @unchecked Sendable {
             newTags: newTags,
             responder: responder
         )
-        self.catchUp(id, cursors: request.tags)
+        self.catchUp(id, cursors: request.tags, known: known)
         return id
+    }
+
+    /// The answer for a poll whose catch-up came out as `outcome`, unless it is to wait.
+    private static func answerAtOnce(_ outcome: CatchUp.Outcome, request: PollRequest) -> PollAnswer? {
+        switch outcome {
+        case .answer(let answer):
+            return answer
+        case .park(let cursors):
+            return request.timeout == 0 ? PollAnswer(tags: request.tags.map(\.tag), cursors: cursors) : nil
+        }
     }
 
     /// The client went away: forget the poll without answering.
@@ -106,14 +126,20 @@ final class HubShard: NotificationSink, @unchecked Sendable {
 
     /// Brings a poll up to date: from the tags' recent logs when they cover
     /// its cursors, else from the database; then answers or parks it.
-    private func catchUp(_ id: PollID, cursors: [TagCursor]) {
+    /// `known`: the recent logs' outcome, read on this loop just before (still
+    /// true if the tags turn out to be LISTENed already).
+    private func catchUp(_ id: PollID, cursors: [TagCursor], known: CatchUp.Outcome? = nil) {
         guard var poll = self.active[id] else { return }
         let newTags = poll.newTags
         poll.newTags = []
         self.active[id] = poll
         switch self.listener.subscribe(newTags: newTags, allTags: poll.tags, sink: self.index, on: self.loop) {
         case .listening(let epoch):
-            self.catchUp(id, cursors: cursors, listeningSince: epoch)
+            if let known {
+                self.caughtUp(id, cursors: cursors, result: .success((epoch, .recentLogs(known))))
+            } else {
+                self.catchUp(id, cursors: cursors, listeningSince: epoch)
+            }
         case .unavailable:
             self.caughtUp(id, cursors: cursors, result: .failure(ListenerUnavailable()))
         case .pending(let listening):
@@ -209,6 +235,11 @@ final class HubShard: NotificationSink, @unchecked Sendable {
 
     private func answer(_ id: PollID, _ answer: PollAnswer, encoder: inout AnswerEncoder) {
         guard let poll = self.active[id] else { return }
+        self.send(answer, to: poll.responder, encoder: &encoder)
+        self.finish(id)
+    }
+
+    private func send(_ answer: PollAnswer, to responder: PollResponder, encoder: inout AnswerEncoder) {
         let body = encoder.encode(answer)
         if answer.messages.isEmpty {
             self.metrics.pollsAnsweredEmpty.add(1, ordering: .relaxed)
@@ -216,8 +247,7 @@ final class HubShard: NotificationSink, @unchecked Sendable {
             self.metrics.pollsAnsweredWithMessages.add(1, ordering: .relaxed)
             self.metrics.messagesDelivered.add(answer.messages.count, ordering: .relaxed)
         }
-        poll.responder.answerPoll(body)
-        self.finish(id)
+        responder.answerPoll(body)
     }
 
     private func finish(_ id: PollID) {

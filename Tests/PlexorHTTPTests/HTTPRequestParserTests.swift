@@ -21,7 +21,7 @@ import Testing
 
     func request(_ target: String, method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, keepAlive: Bool = true,
                  authorization: String? = nil, body: String? = nil) -> HTTPRequestParser.Event {
-        .request(HTTPRequest(method: method, target: target, version: version, keepAlive: keepAlive,
+        .request(HTTPRequest(method: method, target: ByteBuffer(string: target), version: version, keepAlive: keepAlive,
                              authorization: authorization, body: body.map { ByteBuffer(string: $0) }))
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -178,5 +179,42 @@ import Testing
         }
         Glibc.close(try self.connect(socket.port))
         try closed.futureResult.wait()
+    }
+
+    /// Handles nothing: the test only counts where connections went.
+    final class Idle: ConnectionHandler {
+        func received(_ bytes: ByteBuffer) {}
+        func connectionClosed() {}
+    }
+
+    @Test func acceptedConnectionsAreDealtToTheLoopsInTurn() throws {
+        let loops = try [EpollEventLoop(name: "test-loop-0"), EpollEventLoop(name: "test-loop-1")]
+        defer { for loop in loops { try? loop.syncShutdownGracefully() } }
+        // Per loop, how many connections it was handed (each counted on its own loop).
+        let handed = NIOLockedValueBox([0, 0])
+        let adopted = DispatchSemaphore(value: 0)
+        let targets = loops.indices.map { index in
+            ConnectionDispatcher.Target(loop: loops[index]) { _ in
+                loops[index].preconditionInEventLoop()
+                handed.withLockedValue { $0[index] += 1 }
+                adopted.signal()
+                return Idle()
+            }
+        }
+        let dispatcher = ConnectionDispatcher(targets)
+        let socket = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
+        // Only the first loop accepts: the second gets its share all the same.
+        let acceptor = Acceptor(socket: socket, loop: loops[0], logger: Logger(label: "test"), dispatcher: dispatcher)
+        try loops[0].submit { try acceptor.start() }.wait()
+        defer {
+            try? loops[0].submit { acceptor.stop() }.wait()
+            socket.close()
+        }
+        let clients = try (0..<6).map { _ in try self.connect(socket.port) }
+        defer { for client in clients { Glibc.close(client) } }
+        for _ in clients {
+            #expect(adopted.wait(timeout: .now() + 10) == .success)
+        }
+        #expect(handed.withLockedValue { $0 } == [3, 3])
     }
 }

@@ -1,10 +1,12 @@
 import NIOCore
 import NIOHTTP1
+import PlexorCore
 
 /// One HTTP/1.x request, reduced to what the gateway uses.
 struct HTTPRequest: Equatable {
     var method: HTTPMethod
-    var target: String
+    /// The request target's bytes (a slice of the head as it was read).
+    var target: ByteBuffer
     var version: HTTPVersion
     var keepAlive: Bool
     var authorization: String?
@@ -182,7 +184,8 @@ struct HTTPRequestParser {
         case .failure(let failure):
             self.state = .failed
             return .event(.failure(failure))
-        case .success(let parsed):
+        case .success(var parsed):
+            parsed.request.target = head.getSlice(at: head.readerIndex + parsed.target.lowerBound, length: parsed.target.count)!
             return self.startBody(parsed)
         }
     }
@@ -207,7 +210,9 @@ struct HTTPRequestParser {
     }
 
     private struct ParsedHead {
+        /// Without its target, which is at `target` in the head.
         var request: HTTPRequest
+        var target: Range<Int>
         var contentLength: Int?
         var chunked = false
         var expectsContinue = false
@@ -222,21 +227,21 @@ struct HTTPRequestParser {
         var lines = HeadLines(bytes)
         guard let requestLine = lines.next(), !requestLine.isEmpty else { return bad("the request line is missing") }
 
-        guard let firstSpace = requestLine.firstIndex(of: UInt8(ascii: " ")),
-              let secondSpace = requestLine[(firstSpace + 1)...].firstIndex(of: UInt8(ascii: " ")) else {
+        guard let firstSpace = requestLine.index(of: UInt8(ascii: " "), from: 0),
+              let secondSpace = requestLine.index(of: UInt8(ascii: " "), from: firstSpace + 1) else {
             return bad("malformed request line")
         }
-        let method = requestLine[..<firstSpace]
-        let target = requestLine[(firstSpace + 1)..<secondSpace]
-        let versionText = requestLine[(secondSpace + 1)...]
+        let method = UnsafeRawBufferPointer(rebasing: requestLine[..<firstSpace])
+        let target = UnsafeRawBufferPointer(rebasing: requestLine[(firstSpace + 1)..<secondSpace])
+        let versionText = UnsafeRawBufferPointer(rebasing: requestLine[(secondSpace + 1)...])
         guard !method.isEmpty, method.allSatisfy(isTokenCharacter),
               !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             return bad("malformed request line")
         }
         let version: HTTPVersion
-        if versionText.elementsEqual("HTTP/1.1".utf8) {
+        if versionText.equals("HTTP/1.1") {
             version = .http1_1
-        } else if versionText.elementsEqual("HTTP/1.0".utf8) {
+        } else if versionText.equals("HTTP/1.0") {
             version = .http1_0
         } else if versionText.starts(with: "HTTP/".utf8), !versionText.contains(UInt8(ascii: " ")) {
             let other = String(decoding: versionText.prefix(16), as: UTF8.self)
@@ -244,26 +249,27 @@ struct HTTPRequestParser {
         } else {
             return bad("malformed request line")
         }
+        let targetStart = target.baseAddress! - bytes.baseAddress!
         var parsed = ParsedHead(request: HTTPRequest(
             method: Self.method(method),
-            target: String(decoding: target, as: UTF8.self),
+            target: ByteBuffer(),
             version: version,
             keepAlive: version == .http1_1
-        ))
+        ), target: targetStart..<(targetStart + target.count))
         var connectionTokens: [String] = []
         while let line = lines.next(), !line.isEmpty {
             guard let first = line.first, first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else {
                 return bad(line.isEmpty ? "malformed header section" : "folded header lines are not supported")
             }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+            guard let colon = line.index(of: UInt8(ascii: ":"), from: 0), colon > 0,
                   line[..<colon].allSatisfy(isTokenCharacter) else {
                 return bad("malformed header line")
             }
-            let value = trimmed(line[line.index(after: colon)...])
+            let value = trimmed(line[(colon + 1)...])
             guard value.allSatisfy({ $0 >= 0x20 && $0 != 0x7F || $0 == UInt8(ascii: "\t") }) else {
                 return bad("a header value holds a control character")
             }
-            let name = line[..<colon]
+            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
             if equalsIgnoringCase(name, "content-length") {
                 guard !value.isEmpty, value.allSatisfy(isDigit) else { return bad("Content-Length must be a whole number") }
                 // Lengths too long for an Int are over any limit anyway.
@@ -304,7 +310,7 @@ struct HTTPRequestParser {
     /// The length of the head including its final empty line, if it is all here.
     private static func endOfHead(_ bytes: UnsafeRawBufferPointer) -> Int? {
         var index = 0
-        while let newline = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) {
+        while let newline = bytes.index(of: UInt8(ascii: "\n"), from: index) {
             let next = newline + 1
             if next < bytes.count, bytes[next] == UInt8(ascii: "\n") {
                 return next + 1
@@ -318,10 +324,10 @@ struct HTTPRequestParser {
     }
 
     /// The common methods without building a string to look them up.
-    private static func method(_ bytes: Slice<UnsafeRawBufferPointer>) -> HTTPMethod {
-        if bytes.elementsEqual("GET".utf8) { return .GET }
-        if bytes.elementsEqual("POST".utf8) { return .POST }
-        if bytes.elementsEqual("OPTIONS".utf8) { return .OPTIONS }
+    private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
+        if bytes.equals("GET") { return .GET }
+        if bytes.equals("POST") { return .POST }
+        if bytes.equals("OPTIONS") { return .OPTIONS }
         return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
     }
 
@@ -367,11 +373,11 @@ private struct HeadLines {
         self.bytes = bytes
     }
 
-    mutating func next() -> Slice<UnsafeRawBufferPointer>? {
+    mutating func next() -> UnsafeRawBufferPointer? {
         guard self.position < self.bytes.count else { return nil }
-        let end = self.bytes[self.position...].firstIndex(of: UInt8(ascii: "\n")) ?? self.bytes.count
-        var line = self.bytes[self.position..<end]
-        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        let end = self.bytes.index(of: UInt8(ascii: "\n"), from: self.position) ?? self.bytes.count
+        let lineEnd = end > self.position && self.bytes[end - 1] == UInt8(ascii: "\r") ? end - 1 : end
+        let line = UnsafeRawBufferPointer(rebasing: self.bytes[self.position..<lineEnd])
         self.position = end + 1
         return line
     }
@@ -393,8 +399,12 @@ private func isTokenCharacter(_ byte: UInt8) -> Bool {
     switch byte {
     case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
         return true
+    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+         UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+         UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+        return true
     default:
-        return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        return false
     }
 }
 

@@ -3,6 +3,7 @@ import CEpoll
 import Glibc
 #endif
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// A bound, listening, non-blocking TCP socket.
@@ -71,22 +72,72 @@ struct ListenError: Error, CustomStringConvertible {
     var description: String { self.message }
 }
 
+/// Hands accepted connections to the loops in turn. The kernel wakes
+/// whichever loop it likes to accept (a burst of connections often all on
+/// one); dealing them out keeps every loop's share equal.
+final class ConnectionDispatcher: @unchecked Sendable {
+    struct Target {
+        let loop: EpollEventLoop
+        /// Called on `loop`.
+        let makeHandler: (SocketConnection) -> ConnectionHandler
+    }
+
+    private let targets: [Target]
+    private let turn = NIOLockedValueBox(0)
+
+    init(_ targets: [Target]) {
+        precondition(!targets.isEmpty, "a dispatcher needs a loop to hand connections to")
+        self.targets = targets
+    }
+
+    /// Gives the accepted `descriptor` to the next loop in turn (called on the accepting loop).
+    func dispatch(_ descriptor: Int32, acceptedOn loop: EpollEventLoop) {
+        let target = self.targets[self.turn.withLockedValue { turn in
+            defer { turn = (turn + 1) % self.targets.count }
+            return turn
+        }]
+        if target.loop === loop {
+            Self.adopt(descriptor, by: target)
+        } else {
+            target.loop.execute { Self.adopt(descriptor, by: target) }
+        }
+    }
+
+    private static func adopt(_ descriptor: Int32, by target: Target) {
+        let connection = SocketConnection(descriptor: descriptor, loop: target.loop)
+        do {
+            try target.loop.register(connection, events: cepoll_in)
+        } catch {
+            Glibc.close(descriptor)
+            return
+        }
+        connection.handler = target.makeHandler(connection)
+    }
+}
+
 /// One loop's watch on a listening socket shared by every loop: accepts
-/// what the kernel hands this loop and gives each connection its handler.
+/// what the kernel hands this loop and passes it to the dispatcher.
 final class Acceptor: EpollRegistration {
     unowned(unsafe) let loop: EpollEventLoop
-    private let makeHandler: (SocketConnection) -> ConnectionHandler
+    private let dispatcher: ConnectionDispatcher
     private let logger: Logger
     private var stopped = false
 
     /// Most connections accepted per readiness before other events get their turn.
     private static let acceptsPerWakeup = 64
 
-    init(socket: ListeningSocket, loop: EpollEventLoop, logger: Logger, makeHandler: @escaping (SocketConnection) -> ConnectionHandler) {
+    init(socket: ListeningSocket, loop: EpollEventLoop, logger: Logger, dispatcher: ConnectionDispatcher) {
         self.loop = loop
         self.logger = logger
-        self.makeHandler = makeHandler
+        self.dispatcher = dispatcher
         super.init(descriptor: socket.descriptor)
+    }
+
+    /// Every connection stays on `loop`.
+    convenience init(socket: ListeningSocket, loop: EpollEventLoop, logger: Logger,
+                     makeHandler: @escaping (SocketConnection) -> ConnectionHandler) {
+        self.init(socket: socket, loop: loop, logger: logger,
+                  dispatcher: ConnectionDispatcher([.init(loop: loop, makeHandler: makeHandler)]))
     }
 
     /// Every loop waits on the socket; `EPOLLEXCLUSIVE` wakes one of them per connection.
@@ -107,7 +158,7 @@ final class Acceptor: EpollRegistration {
         for _ in 0..<Self.acceptsPerWakeup {
             let descriptor = cepoll_accept(self.descriptor)
             if descriptor >= 0 {
-                self.adopt(descriptor)
+                self.dispatcher.dispatch(descriptor, acceptedOn: self.loop)
                 continue
             }
             let error = errno
@@ -117,17 +168,6 @@ final class Acceptor: EpollRegistration {
             default: return  // EAGAIN: nothing more waiting
             }
         }
-    }
-
-    private func adopt(_ descriptor: Int32) {
-        let connection = SocketConnection(descriptor: descriptor, loop: self.loop)
-        do {
-            try self.loop.register(connection, events: cepoll_in)
-        } catch {
-            Glibc.close(descriptor)
-            return
-        }
-        connection.handler = self.makeHandler(connection)
     }
 
     /// Out of descriptors (or memory): the pending connection would wake the loop again
