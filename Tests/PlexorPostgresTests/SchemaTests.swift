@@ -96,6 +96,11 @@ import Testing
         ("('{\"\"}', '1', NULL)", "is empty", "23514"),
         ("(ARRAY[NULL]::text[], '1', NULL)", "is NULL", "23514"),
         ("(ARRAY[repeat('x', 129)], '1', NULL)", "longer than 128", "23514"),
+        // Lists of several tags are checked tag by tag as well.
+        ("(ARRAY['a', NULL], '1', NULL)", "is NULL", "23514"),
+        ("('{a,\"b,c\"}', '1', NULL)", "has a character outside", "23514"),
+        ("(ARRAY['a', repeat('x', 129)], '1', NULL)", "longer than 128", "23514"),
+        ("('{a,b,a}', '1', NULL)", "lists a tag more than once", "23514"),
         ("((SELECT array_agg('t' || i) FROM generate_series(1, 101) i), '1', NULL)", "at most 100", "23514"),
         ("('{{a},{b}}', '1', NULL)", "one-dimensional", "23514"),
         ("('{a}', NULL, NULL)", "data must not be SQL NULL", "23502"),
