@@ -20,6 +20,11 @@ public struct LogEntry: Sendable {
     func isVisible(to pollTags: [Tag]) -> Bool {
         PlexorCore.isVisible(onlyFor: self.onlyFor, to: pollTags)
     }
+
+    /// Whether a poll of `pollTag` alone may see this entry.
+    public func isVisible(to pollTag: Tag) -> Bool {
+        PlexorCore.isVisible(onlyFor: self.onlyFor, to: pollTag)
+    }
 }
 
 /// What the database holds for one tag of a poll, all read in one snapshot.

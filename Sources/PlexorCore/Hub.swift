@@ -138,10 +138,21 @@ public struct Hub {
         windows.reserveCapacity(request.count)
         for item in request {
             guard let recent = self.tagStates[item.tag]?.recent else { return nil }
-            guard let window = recent.window(after: item.cursor, tag: item.tag) else { return nil }
+            guard var window = recent.window(after: item.cursor, tag: item.tag) else { return nil }
+            // As a database read would: at most the limit, the rest in the next answer.
+            window.entries = window.entries.prefix(maximumPerTag)
             windows.append(window)
         }
         return CatchUp.resolve(request, windows: windows, maximumPerTag: maximumPerTag)
+    }
+
+    /// A one-tag poll's catch-up from the tag's recent log, as the entries
+    /// after its cursor (a slice of the log) and the tag's last seq; `nil`
+    /// when the log does not cover the cursor. For answers written straight
+    /// from the log (`AnswerEncoder.encodeOne`), without the general merge.
+    public func recentEntries(after cursor: Int64?, tag: Tag) -> (entries: ArraySlice<LogEntry>, head: Int64)? {
+        guard let window = self.tagStates[tag]?.recent?.window(after: cursor, tag: tag) else { return nil }
+        return (window.entries, window.lastSeq)
     }
 
     /// Learns each tag's log from a database catch-up read in one snapshot,

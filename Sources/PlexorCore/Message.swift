@@ -51,6 +51,12 @@ func isVisible(onlyFor: [Tag]?, to pollTags: [Tag]) -> Bool {
     return onlyFor.contains(where: pollTags.contains)
 }
 
+/// The same for a poll of one tag.
+func isVisible(onlyFor: [Tag]?, to pollTag: Tag) -> Bool {
+    guard let onlyFor else { return true }
+    return onlyFor.contains(pollTag)
+}
+
 /// A complete message, delivered because it was published to `tag`.
 public struct TaggedMessage: Sendable {
     public var tag: Tag

@@ -107,15 +107,8 @@ public struct AnswerEncoder {
                     Self.writeFragment(message, shownWith: answer.tags, into: &writer)
                 }
             }
-            writer.write("],\"cursors\":{")
-            for index in answer.tags.indices {
-                if index > 0 { writer.write(byte: UInt8(ascii: ",")) }
-                writer.write(byte: UInt8(ascii: "\""))
-                writer.write(answer.tags[index].name)
-                writer.write("\":")
-                writer.writeDecimal(answer.cursors[index])
-            }
-            writer.write(byte: UInt8(ascii: "}"))
+            writer.write("],")
+            Self.writeCursors(zip(answer.tags, answer.cursors), into: &writer)
             if !answer.resets.isEmpty {
                 writer.write(",\"resets\":{")
                 for (index, reset) in answer.resets.enumerated() {
@@ -133,6 +126,32 @@ public struct AnswerEncoder {
             writer.write(byte: UInt8(ascii: "}"))
         }
         return body
+    }
+
+    /// The answer of a poll of `tag` alone, straight from the log `entries`
+    /// after its cursor (those it may see) and the cursor it moves to: the
+    /// bytes `encode` writes for the same answer, without building one.
+    /// Returns them and how many messages they hold.
+    public static func encodeOne(_ tag: Tag, entries: ArraySlice<LogEntry>, cursor: Int64,
+                                 allocator: ByteBufferAllocator = ByteBufferAllocator()) -> (body: ByteBuffer, messages: Int) {
+        var bound = 64 + Self.bound(ofEntry: tag)
+        for entry in entries {
+            bound += 1 + Self.bound(ofFragment: entry.time, entry.data, tags: CollectionOfOne(tag))
+        }
+        var body = allocator.buffer(capacity: bound)
+        var messages = 0
+        body.write(bound: bound) { writer in
+            writer.write("{\"messages\":[")
+            for entry in entries where entry.isVisible(to: tag) {
+                if messages > 0 { writer.write(byte: UInt8(ascii: ",")) }
+                messages += 1
+                Self.writeFragment(id: entry.id, tags: CollectionOfOne((tag, entry.seq)), time: entry.time, data: entry.data, into: &writer)
+            }
+            writer.write("],")
+            Self.writeCursors(CollectionOfOne((tag, cursor)), into: &writer)
+            writer.write(byte: UInt8(ascii: "}"))
+        }
+        return (body, messages)
     }
 
     /// The same tags, cursors and messages (what `AnswerKey` compares, without building one).
@@ -154,23 +173,40 @@ public struct AnswerEncoder {
     /// A message as an answer shows it: the tags shown are those of the
     /// poll the message carries, in the message's order.
     private static func writeFragment(_ message: Message, shownWith pollTags: [Tag], into writer: inout ByteWriter) {
+        let shown = message.seqs.lazy.filter { pollTags.contains($0.tag) }.map { ($0.tag, $0.seq) }
+        Self.writeFragment(id: message.id, tags: shown, time: message.time, data: message.data, into: &writer)
+    }
+
+    private static func writeFragment(id: Int64, tags: some Sequence<(Tag, Int64)>, time: String, data: ByteBuffer,
+                                      into writer: inout ByteWriter) {
         writer.write("{\"id\":")
-        writer.writeDecimal(message.id)
+        writer.writeDecimal(id)
         writer.write(",\"tags\":{")
+        Self.writePairs(tags, into: &writer)
+        writer.write("},\"time\":\"")
+        writer.write(time)
+        writer.write("\",\"data\":")
+        writer.write(data)
+        writer.write(byte: UInt8(ascii: "}"))
+    }
+
+    private static func writeCursors(_ cursors: some Sequence<(Tag, Int64)>, into writer: inout ByteWriter) {
+        writer.write("\"cursors\":{")
+        Self.writePairs(cursors, into: &writer)
+        writer.write(byte: UInt8(ascii: "}"))
+    }
+
+    /// `"tag":number` pairs, comma-separated.
+    private static func writePairs(_ pairs: some Sequence<(Tag, Int64)>, into writer: inout ByteWriter) {
         var separator = false
-        for entry in message.seqs where pollTags.contains(entry.tag) {
+        for (tag, number) in pairs {
             if separator { writer.write(byte: UInt8(ascii: ",")) }
             separator = true
             writer.write(byte: UInt8(ascii: "\""))
-            writer.write(entry.tag.name)
+            writer.write(tag.name)
             writer.write("\":")
-            writer.writeDecimal(entry.seq)
+            writer.writeDecimal(number)
         }
-        writer.write("},\"time\":\"")
-        writer.write(message.time)
-        writer.write("\",\"data\":")
-        writer.write(message.data)
-        writer.write(byte: UInt8(ascii: "}"))
     }
 
     // MARK: Bounds (the space an encoding reserves before it writes)
@@ -181,8 +217,12 @@ public struct AnswerEncoder {
     }
 
     private static func bound(of message: Message) -> Int {
-        64 + 2 * ByteWriter.maximumDecimalLength + message.time.utf8.count + message.data.readableBytes
-            + message.seqs.reduce(0) { $0 + Self.bound(ofEntry: $1.tag) }
+        Self.bound(ofFragment: message.time, message.data, tags: message.seqs.lazy.map(\.tag))
+    }
+
+    private static func bound(ofFragment time: String, _ data: ByteBuffer, tags: some Sequence<Tag>) -> Int {
+        64 + 2 * ByteWriter.maximumDecimalLength + time.utf8.count + data.readableBytes
+            + tags.reduce(0) { $0 + Self.bound(ofEntry: $1) }
     }
 
     private static func bound(of answer: PollAnswer) -> Int {

@@ -72,11 +72,21 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         // needs an id, its tags watched or the listener asked. A recent log is
         // a contiguous stretch of the tag's log, so answering from it is
         // consistent even if it is a moment old; only parking needs LISTEN.
-        let known = self.hub.catchUpFromRecent(request.tags, maximumPerTag: self.configuration.catchUpLimitPerTag)
-        if let known, let answer = Self.answerAtOnce(known, request: request) {
-            var encoder = AnswerEncoder()
-            self.send(answer, to: responder, encoder: &encoder)
-            return nil
+        let known: CatchUp.Outcome?
+        if request.tags.count == 1 {
+            // The usual poll: written straight from the tag's log.
+            switch self.answerOneAtOnce(request, responder: responder) {
+            case .answered: return nil
+            case .wait(let cursor): known = .park(cursors: [cursor])
+            case .unknown: known = nil
+            }
+        } else {
+            known = self.hub.catchUpFromRecent(request.tags, maximumPerTag: self.configuration.catchUpLimitPerTag)
+            if let known, let answer = Self.answerAtOnce(known, request: request) {
+                var encoder = AnswerEncoder()
+                self.send(answer, to: responder, encoder: &encoder)
+                return nil
+            }
         }
         self.nextID += 1
         let id = PollID(self.nextID)
@@ -91,6 +101,29 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         )
         self.catchUp(id, cursors: request.tags, known: known)
         return id
+    }
+
+    private enum OneAtOnce {
+        case answered
+        /// Nothing it may see after its cursor: it would wait from `cursor`.
+        case wait(cursor: Int64)
+        /// The recent log does not cover the cursor (or holds more than one answer).
+        case unknown
+    }
+
+    /// A one-tag poll answered from its tag's recent log, as `answerAtOnce`
+    /// would answer it, with no answer or message values built.
+    private func answerOneAtOnce(_ request: PollRequest, responder: PollResponder) -> OneAtOnce {
+        let item = request.tags[0]
+        guard let (entries, head) = self.hub.recentEntries(after: item.cursor, tag: item.tag),
+              entries.count <= self.configuration.catchUpLimitPerTag else { return .unknown }
+        guard request.timeout == 0 || entries.contains(where: { $0.isVisible(to: item.tag) }) else {
+            return .wait(cursor: head)
+        }
+        let (body, messages) = AnswerEncoder.encodeOne(item.tag, entries: entries, cursor: head)
+        self.count(answerWith: messages)
+        responder.answerPoll(body)
+        return .answered
     }
 
     /// The answer for a poll whose catch-up came out as `outcome`, unless it is to wait.
@@ -241,13 +274,17 @@ final class HubShard: NotificationSink, @unchecked Sendable {
 
     private func send(_ answer: PollAnswer, to responder: PollResponder, encoder: inout AnswerEncoder) {
         let body = encoder.encode(answer)
-        if answer.messages.isEmpty {
+        self.count(answerWith: answer.messages.count)
+        responder.answerPoll(body)
+    }
+
+    private func count(answerWith messages: Int) {
+        if messages == 0 {
             self.metrics.pollsAnsweredEmpty.add(1, ordering: .relaxed)
         } else {
             self.metrics.pollsAnsweredWithMessages.add(1, ordering: .relaxed)
-            self.metrics.messagesDelivered.add(answer.messages.count, ordering: .relaxed)
+            self.metrics.messagesDelivered.add(messages, ordering: .relaxed)
         }
-        responder.answerPoll(body)
     }
 
     private func finish(_ id: PollID) {

@@ -21,6 +21,25 @@ import Testing
         #expect(String(buffer: encoder.encode(PollAnswer(tags: ["a"], cursors: [0]))) == "{\"messages\":[],\"cursors\":{\"a\":0}}")
     }
 
+    @Test func aOneTagAnswerFromLogEntriesIsTheAnswerEncodedInFull() {
+        let entries = [
+            LogEntry(seq: 4, id: 40, time: "2026-11-26T10:00:04.000000Z", data: ByteBuffer(string: "[4]"), onlyFor: nil),
+            LogEntry(seq: 5, id: 50, time: "2026-11-26T10:00:05.000000Z", data: ByteBuffer(string: "\"for admins\""), onlyFor: ["admins"]),
+            LogEntry(seq: 6, id: 60, time: "2026-11-26T10:00:06.000000Z", data: ByteBuffer(string: "{\"n\":6}"), onlyFor: ["admins", "room"]),
+        ]
+        let (body, messages) = AnswerEncoder.encodeOne("room", entries: entries[...], cursor: 6)
+        // What the general path answers: the entries the poll may see, as messages of its tag.
+        let visible = [entries[0], entries[2]].map {
+            Message(id: $0.id, time: $0.time, seqs: [TagSeq(tag: "room", seq: $0.seq)], onlyFor: $0.onlyFor, data: $0.data)
+        }
+        var encoder = AnswerEncoder()
+        #expect(body == encoder.encode(PollAnswer(messages: visible, tags: ["room"], cursors: [6])))
+        #expect(messages == 2)
+        let (empty, none) = AnswerEncoder.encodeOne("room", entries: [], cursor: 6)
+        #expect(String(buffer: empty) == "{\"messages\":[],\"cursors\":{\"room\":6}}")
+        #expect(none == 0)
+    }
+
     @Test func reusesTheBytesOfAMessageShownTheSameWay() {
         var encoder = AnswerEncoder()
         let shared = message(1, [("a", 1)], data: "\"same\"")

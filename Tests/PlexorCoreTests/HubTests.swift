@@ -55,6 +55,18 @@ import Testing
         // Older than what it holds, or ahead of the head: the database must answer.
         #expect(hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 2)], maximumPerTag: 100) == nil)
         #expect(hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 7)], maximumPerTag: 100) == nil)
+        // At most the limit per answer, as from the database; the cursor says where the rest begins.
+        guard case .answer(let limited)? = hub.catchUpFromRecent([TagCursor(tag: "a", cursor: 3)], maximumPerTag: 2) else {
+            Issue.record("expected an answer from the recent log")
+            return
+        }
+        #expect(limited.messages.map(\.id) == [40, 50])
+        #expect(limited.cursors == [5])
+        // The log's entries after a cursor, for answers written straight from it.
+        let recent = hub.recentEntries(after: 4, tag: "a")
+        #expect(recent?.entries.map(\.id) == [50, 60])
+        #expect(recent?.head == 6)
+        #expect(hub.recentEntries(after: 2, tag: "a") == nil)
     }
 
     @Test func appliesOnlyForToEntriesFromTheRecentLog() {
