@@ -44,6 +44,7 @@ def main(path):
         ("2. fan-out", "publish → answer, p99 (ms)", "fanout", "p99_ms", 2),
         ("2. fan-out", "publish → last answer (ms)", "fanout", "last_ms", 2),
         ("2. fan-out", "server CPU per delivered answer (µs)", "fanout", "server_cpu_us_per_response", 2),
+        ("2. fan-out", "benchmark clients' CPU per delivered answer (µs)", "fanout", "client_cpu_us_per_response", 2),
         ("latency", "publish → answer of one parked poll, median (ms)", "latency", "median_ms", 3),
         ("latency", "… p99 (ms)", "latency", "p99_ms", 3),
         ("4. poll cycle", "completed polls per second", "cycle", "polls_per_second", 0),
