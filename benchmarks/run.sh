@@ -34,10 +34,14 @@ nchan_port=18090
 gateway=$!
 sed "s|@PORT@|$nchan_port|; s|@DIR@|$work|g" benchmarks/nchan.conf > "$work/nginx.conf"
 nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
+fresh=
 cleanup() {
-    kill -TERM "$gateway" 2>/dev/null || true
+    # Also the servers a scenario started, if it stopped half-way.
+    kill -TERM "$gateway" ${fresh:+"$fresh"} 2>/dev/null || true
     wait "$gateway" 2>/dev/null || true
-    [ -f "$work/nginx.pid" ] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    for pidfile in "$work/nginx.pid" "$work/nginx-fresh/nginx.pid"; do
+        [ -f "$pidfile" ] && kill -QUIT "$(cat "$pidfile")" 2>/dev/null || true
+    done
     sleep 0.5
     rm -rf "$work"
 }
@@ -84,7 +88,7 @@ for scenario in $scenarios; do
                 fresh=$!
                 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$fresh_port/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
                 $bench parked --server plexor --port "$fresh_port" --pid "$fresh" --source-addresses 4 --json-out "$json" --count "$count"
-                kill -TERM "$fresh"; wait "$fresh" 2>/dev/null || true
+                kill -TERM "$fresh"; wait "$fresh" 2>/dev/null || true; fresh=
 
                 mkdir -p "$work/nginx-fresh"
                 sed "s|@PORT@|$((fresh_port + 1))|; s|@DIR@|$work/nginx-fresh|g" benchmarks/nchan.conf > "$work/nginx-fresh/nginx.conf"
