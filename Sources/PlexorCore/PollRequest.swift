@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// One tag of a poll and the cursor the client holds for it.
 public struct TagCursor: Equatable, Sendable {
     public var tag: Tag
@@ -184,21 +178,5 @@ enum PercentDecoding {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
         default: return nil
         }
-    }
-}
-
-extension UnsafeRawBufferPointer {
-    /// Whether these are the bytes of `text`.
-    @inline(__always)
-    public func equals(_ text: StaticString) -> Bool {
-        self.count == text.utf8CodeUnitCount && (self.isEmpty || memcmp(self.baseAddress!, text.utf8Start, self.count) == 0)
-    }
-
-    /// The first `byte` at or after `start` and before `end` (the end of the buffer by default).
-    @inline(__always)
-    public func index(of byte: UInt8, from start: Int, before end: Int? = nil) -> Int? {
-        let end = end ?? self.count
-        guard start < end, let found = memchr(self.baseAddress! + start, Int32(byte), end - start) else { return nil }
-        return UnsafeRawPointer(found) - self.baseAddress!
     }
 }
