@@ -19,6 +19,11 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSLCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(name: "CEpoll"),
         .target(
             name: "PlexorCore",
@@ -31,6 +36,7 @@ let package = Package(
             name: "PlexorPostgres",
             dependencies: [
                 "CLibPQ",
+                "COpenSSLCrypto",
                 "PlexorCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Plexor needs (libpq-dev to build, postgresql
+# Installs the Debian packages Plexor needs (libpq-dev and libssl-dev to build, postgresql
 # for the embedded database), only when some are missing.
 set -euo pipefail
 
-packages=(libpq-dev postgresql pkg-config)
+packages=(libpq-dev libssl-dev postgresql pkg-config)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

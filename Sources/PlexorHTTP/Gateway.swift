@@ -29,7 +29,7 @@ final class GatewayContext: Sendable {
         let status = self.listener.status
         return self.metrics.render(listener: ListenerFigures(
             connected: status.connected, ready: status.ready, tags: status.listenedTags,
-            notifications: Int(status.notifications), reconnects: Int(status.reconnects)))
+            notifications: Int(status.notifications), dropped: status.dropped, reconnects: Int(status.reconnects)))
     }
 }
 

@@ -1,3 +1,4 @@
+import PlexorPostgres
 import Synchronization
 
 /// Counters and gauges for `GET /metrics`, shared by all event loops.
@@ -38,6 +39,11 @@ public final class GatewayMetrics: Sendable {
         add("plexor_listener_ready", "gauge", "1 while every wanted tag is LISTENed.", listener.ready ? 1 : 0)
         add("plexor_listener_tags", "gauge", "Tags known to the listener (LISTENed or about to be).", listener.tags)
         add("plexor_listener_notifications_total", "counter", "Notifications received.", listener.notifications)
+        text += "# HELP plexor_listener_notifications_dropped_total Notifications dropped: not signed by the publish trigger, unreadable, or a reference to a message without that tag.\n"
+        text += "# TYPE plexor_listener_notifications_dropped_total counter\n"
+        for reason in Listener.DroppedNotification.allCases {
+            text += "plexor_listener_notifications_dropped_total{reason=\"\(reason.rawValue)\"} \(listener.dropped[reason] ?? 0)\n"
+        }
         add("plexor_listener_reconnects_total", "counter", "Times the LISTEN connection was re-established.", listener.reconnects)
         return text
     }
@@ -48,5 +54,6 @@ struct ListenerFigures {
     var ready: Bool
     var tags: Int
     var notifications: Int
+    var dropped: [Listener.DroppedNotification: UInt64]
     var reconnects: Int
 }

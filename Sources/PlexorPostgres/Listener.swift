@@ -35,7 +35,19 @@ public final class Listener: @unchecked Sendable {
         public var ready: Bool
         public var listenedTags: Int
         public var notifications: UInt64
+        /// Notifications dropped, by why (see `DroppedNotification`).
+        public var dropped: [DroppedNotification: UInt64]
         public var reconnects: UInt64
+    }
+
+    /// Why a notification was not delivered.
+    public enum DroppedNotification: String, CaseIterable, Sendable {
+        /// Not signed with the trigger's key: sent by some other session.
+        case unsigned
+        /// Signed, yet not a payload this gateway reads (a newer trigger?).
+        case malformed
+        /// A reference to a message that does not carry the tag at that seq.
+        case mismatchedReference = "mismatched_reference"
     }
 
     private struct Waiter {
@@ -52,6 +64,7 @@ public final class Listener: @unchecked Sendable {
         var stopping = false
         var batchesAtFetcher = 0
         var notifications: UInt64 = 0
+        var dropped: [DroppedNotification: UInt64] = [:]
         var reconnects: UInt64 = 0
     }
 
@@ -66,6 +79,10 @@ public final class Listener: @unchecked Sendable {
     private var fetchConnection: PostgresConnection?
     /// Used only on the listener thread.
     private var channelNames: [Tag: String] = [:]
+    /// The trigger's signing key, read on each connection. Listener thread only.
+    private var signature: NotificationSignature?
+    /// Warnings about dropped notifications, at most one a second (any session can send many).
+    private let dropWarnings = NIOLockedValueBox(RateLimit(interval: .seconds(1)))
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
 
@@ -115,6 +132,7 @@ public final class Listener: @unchecked Sendable {
                    ready: state.connected && state.registry.isSettled,
                    listenedTags: state.registry.count,
                    notifications: state.notifications,
+                   dropped: state.dropped,
                    reconnects: state.reconnects)
         }
     }
@@ -199,6 +217,9 @@ public final class Listener: @unchecked Sendable {
     /// LISTENs on everything wanted, declares the connection current, then
     /// reads notifications until the connection breaks or the gateway stops.
     private func serve(_ connection: PostgresConnection, established: inout Bool) throws {
+        // Payloads are signed over their UTF-8 bytes, whatever the connection string asked for.
+        try connection.execute("SET client_encoding = 'UTF8'")
+        self.signature = try connection.notificationSignature()
         try self.runCommands(connection, connected: false)
         established = true
         let (epoch, ready) = self.state.withLockedValue { state -> (UInt64, [Waiter]) in
@@ -275,11 +296,13 @@ public final class Listener: @unchecked Sendable {
     private func dispatchNotifications(from connection: PostgresConnection) {
         var payloads: [NotificationPayload] = []
         connection.drainNotifications { _, bytes in
-            if let payload = NotificationPayload.parse(bytes) {
-                payloads.append(payload)
-            } else {
-                self.logger.warning("ignoring a notification that is not Plexor's", metadata: ["bytes": "\(bytes.count)"])
+            guard let body = self.signature?.verify(bytes) else {
+                return self.drop(.unsigned, metadata: ["bytes": "\(bytes.count)"])
             }
+            guard let payload = NotificationPayload.parse(body) else {
+                return self.drop(.malformed, metadata: ["bytes": "\(bytes.count)"])
+            }
+            payloads.append(payload)
         }
         guard !payloads.isEmpty else { return }
         let hasReference = payloads.contains { if case .reference = $0 { return true } else { return false } }
@@ -331,9 +354,13 @@ public final class Listener: @unchecked Sendable {
                 }
                 // A message removed by retention meanwhile is skipped: the
                 // polls that wanted it see a gap and catch up (with a reset).
-                if let message = fetched[id]! {
-                    messages.append(TaggedMessage(tag: tag, seq: seq, message: message))
+                guard let message = fetched[id]! else { continue }
+                // Delivered only for a tag the database says it carries, at that seq.
+                guard message.seq(for: tag) == seq else {
+                    self.drop(.mismatchedReference, metadata: ["id": "\(id)", "tag": "\(tag)", "seq": "\(seq)"])
+                    continue
                 }
+                messages.append(TaggedMessage(tag: tag, seq: seq, message: message))
             }
         }
         if failed { self.sinks.forEach { $0.resynchronize() } }
@@ -353,6 +380,16 @@ public final class Listener: @unchecked Sendable {
             let batch = zip(messages, masks).compactMap { $1 & bit != 0 ? $0 : nil }
             if !batch.isEmpty { sink.receive(batch) }
         }
+    }
+
+    /// Counts a dropped notification and warns about it, at most once a second.
+    private func drop(_ reason: DroppedNotification, metadata: Logger.Metadata) {
+        self.state.withLockedValue { $0.dropped[reason, default: 0] += 1 }
+        guard let suppressed = self.dropWarnings.withLockedValue({ $0.allow(now: .now()) }) else { return }
+        var metadata = metadata
+        metadata["reason"] = "\(reason.rawValue)"
+        if suppressed > 0 { metadata["dropped_since_last_warning"] = "\(suppressed)" }
+        self.logger.warning("dropped a notification that the publish trigger did not send", metadata: metadata)
     }
 
     // MARK: Waking

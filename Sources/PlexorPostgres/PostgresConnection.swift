@@ -19,9 +19,10 @@ public final class PostgresConnection {
     public init(_ connectionString: String, applicationName: String = "plexor") throws(PostgresError) {
         // Later keywords win and an expanded dbname overrides what precedes it,
         // so our defaults come first and the user's string last.
+        // UTF-8 always: notification payloads are signed over their UTF-8 bytes.
         let keywords = ["application_name", "keepalives", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "connect_timeout", "dbname"]
-        let values = [applicationName, "1", "30", "10", "3", "10", connectionString]
+                        "keepalives_count", "connect_timeout", "client_encoding", "dbname"]
+        let values = [applicationName, "1", "30", "10", "3", "10", "UTF8", connectionString]
         // Both lists end with a NULL entry, as PQconnectdbParams expects.
         let connection: OpaquePointer? = withCStringArray(keywords + [nil]) { keywordPointers in
             withCStringArray(values + [nil]) { valuePointers in

@@ -91,6 +91,18 @@ extension PostgresConnection {
         }
     }
 
+    /// The key the publish trigger signs its payloads with (readable by the
+    /// schema owner and `plexor_gateway` only).
+    public func notificationSignature() throws -> NotificationSignature {
+        let key = try self.query("SELECT key FROM plexor.notification_key") { rows in
+            rows.count == 1 ? rows.string(0, 0) : nil
+        }
+        guard let key, let signature = NotificationSignature(byteaText: key) else {
+            throw PostgresError(kind: .other, message: "plexor.notification_key holds no usable key; run `plexor migrate`")
+        }
+        return signature
+    }
+
     /// The NOTIFY channel of each tag, as the database computes it.
     public func channels(for tags: [Tag]) throws -> [String] {
         try self.query("SELECT plexor.channel(t) FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n",

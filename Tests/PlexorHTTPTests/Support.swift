@@ -30,10 +30,10 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Waits, bounded, for a condition that an event elsewhere makes true.
-func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async throws {
+func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
-    while try !condition() {
+    while try await !condition() {
         guard clock.now < deadline else { throw TestFailure("timed out waiting until \(what)") }
         try await Task.sleep(for: .milliseconds(2))
     }

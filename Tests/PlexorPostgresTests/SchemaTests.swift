@@ -31,9 +31,7 @@ import Testing
         let database = "plexor_migrate_\(UInt32.random(in: 0...UInt32.max))"
         try self.connection.execute("CREATE DATABASE \(database)")
         let base = try TestDatabase.connectionString
-        let target = base.contains("://")
-            ? base.replacingOccurrences(of: #"/[^/?]*(\?|$)"#, with: "/\(database)$1", options: .regularExpression)
-            : "\(base) dbname=\(database)"
+        let target = TestDatabase.connectionString(base, database: database)
         let results = NIOLockedResults()
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
             results.append(Result { try Migrator.migrate(PostgresConnection(target)) })

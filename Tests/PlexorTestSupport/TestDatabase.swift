@@ -41,11 +41,39 @@ public enum TestDatabase {
         let base = try self.connectionString
         let name = "plexor_test_\(UInt32.random(in: 0...UInt32.max))"
         try PostgresConnection(base).execute("CREATE DATABASE \(name)")
-        let connectionString = base.contains("://")
-            ? base.replacingOccurrences(of: #"/[^/?]*(\?|$)"#, with: "/\(name)$1", options: .regularExpression)
-            : "\(base) dbname=\(name)"
+        let connectionString = Self.connectionString(base, database: name)
         try Migrator.migrate(PostgresConnection(connectionString))
         return connectionString
+    }
+
+    /// `base` with another database name.
+    public static func connectionString(_ base: String, database: String) -> String {
+        base.contains("://")
+            ? base.replacingOccurrences(of: #"/[^/?]*(\?|$)"#, with: "/\(database)$1", options: .regularExpression)
+            : "\(base) dbname=\(database)"
+    }
+
+    /// The test database as login role `name` (made if missing, with a
+    /// password), which is granted `roles` and nothing else.
+    public static func connectionString(asRole name: String, granted roles: [String]) throws -> String {
+        let base = try self.connectionString
+        let password = "plexor-test"
+        let connection = try PostgresConnection(base)
+        // Roles belong to the whole cluster; tests in parallel may race to make one.
+        try connection.executeScript("""
+            DO $$ BEGIN
+                CREATE ROLE \(name) LOGIN PASSWORD '\(password)';
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+            END $$;
+            """)
+        for role in roles {
+            try connection.executeScript("GRANT \(role) TO \(name)")
+        }
+        if base.contains("://") {
+            let withoutUser = base.replacingOccurrences(of: #"://[^@/]*@"#, with: "://", options: .regularExpression)
+            return withoutUser.replacingOccurrences(of: "://", with: "://\(name):\(password)@")
+        }
+        return "\(base) user=\(name) password=\(password)"
     }
 }
 

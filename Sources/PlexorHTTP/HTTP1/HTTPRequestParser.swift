@@ -115,7 +115,7 @@ struct HTTPRequestParser {
                 return buffer.readableBytes > 1024 ? self.fail(.badRequest, "a chunk size line is too long") : .needMore
             }
             let sizeText = line.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false)[0]
-            guard let size = Self.hexadecimal(Self.trimmed(sizeText)) else {
+            guard let size = Self.hexadecimal(sizeText) else {
                 return self.fail(.badRequest, "malformed chunk size")
             }
             if size == 0 {
@@ -342,16 +342,13 @@ struct HTTPRequestParser {
         return Array(line.prefix(length - (hasReturn ? 1 : 0)))
     }
 
+    /// A chunk size: hexadecimal digits only (no sign, no blanks).
     private static func hexadecimal<Bytes: Collection>(_ digits: Bytes) -> Int? where Bytes.Element == UInt8 {
         guard !digits.isEmpty, digits.count <= 15 else { return nil }
         var value = 0
         for digit in digits {
-            switch digit {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = value * 16 + Int(digit - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value * 16 + Int(digit - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = value * 16 + Int(digit - UInt8(ascii: "A") + 10)
-            default: return nil
-            }
+            guard let digitValue = hexDigitValue(digit) else { return nil }
+            value = value * 16 + Int(digitValue)
         }
         return value
     }
