@@ -122,7 +122,7 @@ final class RecordedConnection: ResponseSink {
     }
 
     @Test func aDeclaredBodyOverTheLimitIsA413AndCloses() throws {
-        self.connection.writeInbound("POST /publish HTTP/1.1\r\nContent-Length: 101\r\n\r\n")
+        self.connection.writeInbound("POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n")
         let response = try self.readResponse()
         #expect(response.status == 413)
         #expect(response.headers["connection"] == "close")
@@ -132,7 +132,7 @@ final class RecordedConnection: ResponseSink {
     }
 
     @Test func aChunkedBodyOverTheLimitIsA413() throws {
-        self.connection.writeInbound("POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        self.connection.writeInbound("POST /publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         self.connection.writeInbound("3c\r\n" + String(repeating: "x", count: 60) + "\r\n")
         #expect(self.connection.readOutbound() == nil)
         self.connection.writeInbound("3c\r\n")
@@ -166,7 +166,7 @@ final class RecordedConnection: ResponseSink {
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
-        self.connection.writeInbound("GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+        self.connection.writeInbound("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         var statuses: [Int] = []
         while let buffer = self.connection.readOutbound() {
             statuses.append(try RawResponse(String(buffer: buffer)).status)
@@ -175,7 +175,7 @@ final class RecordedConnection: ResponseSink {
     }
 
     @Test func unparseableHTTPIsAJSON400AndCloses() throws {
-        self.connection.writeInbound("GET /poll HTTP/1.1\r\nNo colon here\r\n\r\n")
+        self.connection.writeInbound("GET /poll HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
         let response = try self.readResponse()
         #expect(response.status == 400)
         #expect(response.body == #"{"error":"malformed header line"}"#)
@@ -183,7 +183,7 @@ final class RecordedConnection: ResponseSink {
     }
 
     @Test func expectContinueGetsA100BeforeTheBody() throws {
-        self.connection.writeInbound("POST /publish HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\nAuthorization: Bearer nope\r\n\r\n")
+        self.connection.writeInbound("POST /publish HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\nAuthorization: Bearer nope\r\n\r\n")
         #expect(self.connection.readOutbound().map { String(buffer: $0) } == "HTTP/1.1 100 Continue\r\n\r\n")
         self.connection.writeInbound("{")
         #expect(try self.readResponse().status == 401)

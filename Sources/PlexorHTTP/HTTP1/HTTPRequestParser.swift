@@ -154,6 +154,9 @@ struct HTTPRequestParser {
                 self.state = .head
                 return .event(.request(request))
             }
+            guard line.withUnsafeBytes({ Self.isFieldLine($0) }) else {
+                return self.fail(.badRequest, "malformed trailer field")
+            }
             self.state = .trailers(request, seen: seen + before - buffer.readableBytes)
             return .progress
         }
@@ -172,6 +175,12 @@ struct HTTPRequestParser {
             buffer.moveReaderIndex(forwardBy: 1)
         }
         guard let end = buffer.withUnsafeReadableBytes({ Self.endOfHead($0) }) else {
+            // Refused at once, not after the header timeout: a TLS handshake
+            // or an HTTP/0.9 line never becomes an HTTP/1.x head.
+            if let failure = buffer.withUnsafeReadableBytes({ Self.impossibleRequestLine($0) }) {
+                self.state = .failed
+                return .event(.failure(failure))
+            }
             return buffer.readableBytes > Self.maximumHeadBytes
                 ? self.fail(.requestHeaderFieldsTooLarge, "the request head is larger than \(Self.maximumHeadBytes) bytes")
                 : .needMore
@@ -186,6 +195,11 @@ struct HTTPRequestParser {
             return .event(.failure(failure))
         case .success(var parsed):
             parsed.request.target = head.getSlice(at: head.readerIndex + parsed.target.lowerBound, length: parsed.target.count)!
+            if parsed.targetNeedsSlash {
+                var rooted = ByteBuffer(string: "/")
+                rooted.writeImmutableBuffer(parsed.request.target)
+                parsed.request.target = rooted
+            }
             return self.startBody(parsed)
         }
     }
@@ -209,6 +223,57 @@ struct HTTPRequestParser {
         return parsed.expectsContinue ? .event(.continueExpected) : .progress
     }
 
+    /// Why the start of a head (not yet complete) can never be a request
+    /// line, or `nil` while it still may be.
+    private static func impossibleRequestLine(_ bytes: UnsafeRawBufferPointer) -> HTTPRequestFailure? {
+        let lineEnd = bytes.index(of: UInt8(ascii: "\n"), from: 0)
+        let line = UnsafeRawBufferPointer(rebasing: bytes[..<(lineEnd ?? bytes.count)])
+        let methodEnd = line.index(of: UInt8(ascii: " "), from: 0) ?? line.count
+        if let first = line.first, first == 0x16 || first == 0x80 {
+            return HTTPRequestFailure(status: .badRequest, message: "this port speaks plain HTTP, not TLS")
+        }
+        guard line[..<methodEnd].allSatisfy(isTokenCharacter) else {
+            return HTTPRequestFailure(status: .badRequest, message: "malformed request line")
+        }
+        guard let lineEnd else { return nil }
+        let fullLine = UnsafeRawBufferPointer(rebasing: bytes[..<(lineEnd > 0 && bytes[lineEnd - 1] == UInt8(ascii: "\r") ? lineEnd - 1 : lineEnd)])
+        switch Self.parseRequestLine(fullLine) {
+        case .failure(let failure): return failure
+        case .success: return nil
+        }
+    }
+
+    private struct RequestLine {
+        var method: UnsafeRawBufferPointer
+        var target: UnsafeRawBufferPointer
+        var version: HTTPVersion
+    }
+
+    /// `method SP request-target SP HTTP-version` (RFC 9112 §3).
+    private static func parseRequestLine(_ line: UnsafeRawBufferPointer) -> Result<RequestLine, HTTPRequestFailure> {
+        let malformed = HTTPRequestFailure(status: .badRequest, message: "malformed request line")
+        guard let firstSpace = line.index(of: UInt8(ascii: " "), from: 0),
+              let secondSpace = line.index(of: UInt8(ascii: " "), from: firstSpace + 1) else {
+            return .failure(malformed)
+        }
+        let method = UnsafeRawBufferPointer(rebasing: line[..<firstSpace])
+        let target = UnsafeRawBufferPointer(rebasing: line[(firstSpace + 1)..<secondSpace])
+        let versionText = UnsafeRawBufferPointer(rebasing: line[(secondSpace + 1)...])
+        guard !method.isEmpty, method.allSatisfy(isTokenCharacter),
+              !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return .failure(malformed)
+        }
+        if versionText.equals("HTTP/1.1") {
+            return .success(RequestLine(method: method, target: target, version: .http1_1))
+        } else if versionText.equals("HTTP/1.0") {
+            return .success(RequestLine(method: method, target: target, version: .http1_0))
+        } else if versionText.starts(with: "HTTP/".utf8), !versionText.contains(UInt8(ascii: " ")) {
+            let other = String(decoding: versionText.prefix(16), as: UTF8.self)
+            return .failure(HTTPRequestFailure(status: .httpVersionNotSupported, message: "\(other) is not supported; use HTTP/1.1"))
+        }
+        return .failure(malformed)
+    }
+
     private struct ParsedHead {
         /// Without its target, which is at `target` in the head.
         var request: HTTPRequest
@@ -216,6 +281,25 @@ struct HTTPRequestParser {
         var contentLength: Int?
         var chunked = false
         var expectsContinue = false
+        var isAbsoluteForm = false
+        /// An absolute-form target with no path (`http://host?x`): the path is `/`.
+        var targetNeedsSlash = false
+    }
+
+    /// The authority's range in an absolute-form target (`http://host:port/...`),
+    /// or `nil` when the target is not in absolute form.
+    private static func absoluteFormAuthority(_ target: UnsafeRawBufferPointer) -> Range<Int>? {
+        let schemeLength: Int
+        if equalsIgnoringCase(target.prefix(7), "http://") {
+            schemeLength = 7
+        } else if equalsIgnoringCase(target.prefix(8), "https://") {
+            schemeLength = 8
+        } else {
+            return nil
+        }
+        var end = schemeLength
+        while end < target.count, target[end] != UInt8(ascii: "/"), target[end] != UInt8(ascii: "?") { end += 1 }
+        return schemeLength..<end
     }
 
     /// Reads the head's lines in place: no array of lines, no copies but
@@ -227,35 +311,29 @@ struct HTTPRequestParser {
         var lines = HeadLines(bytes)
         guard let requestLine = lines.next(), !requestLine.isEmpty else { return bad("the request line is missing") }
 
-        guard let firstSpace = requestLine.index(of: UInt8(ascii: " "), from: 0),
-              let secondSpace = requestLine.index(of: UInt8(ascii: " "), from: firstSpace + 1) else {
-            return bad("malformed request line")
+        let startLine: RequestLine
+        switch Self.parseRequestLine(requestLine) {
+        case .failure(let failure): return .failure(failure)
+        case .success(let parsedLine): startLine = parsedLine
         }
-        let method = UnsafeRawBufferPointer(rebasing: requestLine[..<firstSpace])
-        let target = UnsafeRawBufferPointer(rebasing: requestLine[(firstSpace + 1)..<secondSpace])
-        let versionText = UnsafeRawBufferPointer(rebasing: requestLine[(secondSpace + 1)...])
-        guard !method.isEmpty, method.allSatisfy(isTokenCharacter),
-              !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            return bad("malformed request line")
-        }
-        let version: HTTPVersion
-        if versionText.equals("HTTP/1.1") {
-            version = .http1_1
-        } else if versionText.equals("HTTP/1.0") {
-            version = .http1_0
-        } else if versionText.starts(with: "HTTP/".utf8), !versionText.contains(UInt8(ascii: " ")) {
-            let other = String(decoding: versionText.prefix(16), as: UTF8.self)
-            return .failure(HTTPRequestFailure(status: .httpVersionNotSupported, message: "\(other) is not supported; use HTTP/1.1"))
-        } else {
-            return bad("malformed request line")
+        // An absolute-form target names the host itself (RFC 9112 §3.2.2): route on its path.
+        var target = startLine.target
+        var absoluteFormHasPath = true
+        if let authority = Self.absoluteFormAuthority(target) {
+            guard isValidHost(UnsafeRawBufferPointer(rebasing: target[authority])) else { return bad("the request target names an invalid host") }
+            target = UnsafeRawBufferPointer(rebasing: target[authority.upperBound...])
+            absoluteFormHasPath = target.first == UInt8(ascii: "/")
         }
         let targetStart = target.baseAddress! - bytes.baseAddress!
         var parsed = ParsedHead(request: HTTPRequest(
-            method: Self.method(method),
+            method: Self.method(startLine.method),
             target: ByteBuffer(),
-            version: version,
-            keepAlive: version == .http1_1
+            version: startLine.version,
+            keepAlive: startLine.version == .http1_1
         ), target: targetStart..<(targetStart + target.count))
+        parsed.targetNeedsSlash = !absoluteFormHasPath
+        parsed.isAbsoluteForm = target.baseAddress != startLine.target.baseAddress
+        var hosts = 0
         var connectionTokens: [String] = []
         while let line = lines.next(), !line.isEmpty {
             guard let first = line.first, first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else {
@@ -266,7 +344,7 @@ struct HTTPRequestParser {
                 return bad("malformed header line")
             }
             let value = trimmed(line[(colon + 1)...])
-            guard value.allSatisfy({ $0 >= 0x20 && $0 != 0x7F || $0 == UInt8(ascii: "\t") }) else {
+            guard value.allSatisfy(isFieldValueCharacter) else {
                 return bad("a header value holds a control character")
             }
             let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
@@ -287,22 +365,43 @@ struct HTTPRequestParser {
                 connectionTokens += listTokens(value)
             } else if equalsIgnoringCase(name, "authorization") {
                 parsed.request.authorization = String(decoding: value, as: UTF8.self)
+            } else if equalsIgnoringCase(name, "host") {
+                hosts += 1
+                guard hosts == 1 else { return bad("a request may carry only one Host field") }
+                guard parsed.isAbsoluteForm || isValidHost(UnsafeRawBufferPointer(rebasing: value)) else {
+                    return bad("the Host field is not a valid host")
+                }
             } else if equalsIgnoringCase(name, "expect") {
                 guard equalsIgnoringCase(value, "100-continue") else {
                     return .failure(HTTPRequestFailure(status: .expectationFailed, message: "only Expect: 100-continue is supported"))
                 }
-                parsed.expectsContinue = version == .http1_1
+                parsed.expectsContinue = startLine.version == .http1_1
             }
         }
         if parsed.chunked && parsed.contentLength != nil {
             return bad("a request may not carry both Content-Length and Transfer-Encoding")
+        }
+        if startLine.version == .http1_1 && hosts == 0 {
+            return bad("an HTTP/1.1 request must carry a Host field")
         }
         if connectionTokens.contains("close") {
             parsed.request.keepAlive = false
         } else if connectionTokens.contains("keep-alive") {
             parsed.request.keepAlive = true
         }
+        // HTTP/1.0 has no transfer codings: its framing cannot be trusted
+        // after this message, so it is answered and the connection closed (RFC 9112 §6.1).
+        if parsed.chunked && startLine.version == .http1_0 {
+            parsed.request.keepAlive = false
+        }
         return .success(parsed)
+    }
+
+    /// `name: value` with a token for a name and no control characters in the value.
+    private static func isFieldLine(_ line: UnsafeRawBufferPointer) -> Bool {
+        guard let colon = line.index(of: UInt8(ascii: ":"), from: 0), colon > 0,
+              line[..<colon].allSatisfy(isTokenCharacter) else { return false }
+        return line[(colon + 1)...].allSatisfy(isFieldValueCharacter)
     }
 
     // MARK: Bytes
@@ -385,6 +484,40 @@ private func listTokens<Bytes: BidirectionalCollection>(_ value: Bytes) -> [Stri
     value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { element in
         String(decoding: HTTPRequestParser.trimmed(element), as: UTF8.self).lowercased()
     }
+}
+
+/// What a field value may hold: visible characters, spaces, tabs and obs-text.
+private func isFieldValueCharacter(_ byte: UInt8) -> Bool {
+    byte >= 0x20 && byte != 0x7F || byte == UInt8(ascii: "\t")
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2): a name, an IPv4 address or a
+/// bracketed IPv6 literal, and digits for the port. Empty is allowed (RFC
+/// 9112 §3.2: a target with no authority).
+private func isValidHost(_ value: UnsafeRawBufferPointer) -> Bool {
+    var host = value[...]
+    if host.first == UInt8(ascii: "[") {
+        guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return false }
+        let literal = host[(host.startIndex + 1)..<close]
+        guard !literal.isEmpty, literal.allSatisfy({ hexDigitValue($0) != nil || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else {
+            return false
+        }
+        host = host[(close + 1)...]
+        guard host.isEmpty || host.first == UInt8(ascii: ":") else { return false }
+    } else {
+        let colon = host.firstIndex(of: UInt8(ascii: ":")) ?? host.endIndex
+        let name = host[..<colon]
+        // reg-name: unreserved, sub-delims and percent-encodings.
+        guard name.allSatisfy({ byte in
+            isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
+                || "-._~!$&'()*+,;=%".utf8.contains(byte)
+        }) else { return false }
+        host = host[colon...]
+    }
+    guard let colon = host.first else { return true }
+    precondition(colon == UInt8(ascii: ":"))
+    let port = host.dropFirst()
+    return port.count <= 5 && port.allSatisfy(isDigit)
 }
 
 private func isDigit(_ byte: UInt8) -> Bool {
