@@ -53,6 +53,7 @@ public final class Gateway: @unchecked Sendable {
     private let acceptors: [Acceptor]
     private let logger: Logger
     private var retentionTask: RepeatedTask?
+    private var timeoutChecks: [RepeatedTask] = []
 
     /// Starts everything and begins accepting connections. The schema must be migrated.
     public static func start(_ configuration: GatewayConfiguration, logger: Logger) throws -> Gateway {
@@ -83,7 +84,7 @@ public final class Gateway: @unchecked Sendable {
 
         let context = GatewayContext(configuration: configuration, listener: self.listener, publisher: self.publisher,
                                      metrics: self.metrics, logger: logger)
-        let maximumConnections = configuration.maximumConnections
+        let maximumConnections = Self.connectionLimit(configuration, logger: logger)
         var sockets: [ListeningSocket] = []
         var acceptors: [Acceptor] = []
         do {
@@ -121,6 +122,9 @@ public final class Gateway: @unchecked Sendable {
         }
         self.sockets = sockets
         self.acceptors = acceptors
+        self.timeoutChecks = group.loops.map { loop in
+            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in loop.checkConnectionTimeouts() }
+        }
         self.localPort = sockets[0].port
         self.localStatusPort = configuration.statusPort == nil ? nil : sockets[1].port
         if !configuration.retention.keepsEverything {
@@ -137,6 +141,38 @@ public final class Gateway: @unchecked Sendable {
             }
         }
         logger.info("gateway listening", metadata: ["host": "\(configuration.host)", "port": "\(self.localPort)"])
+    }
+
+    /// Descriptors kept for what is not a client connection: the database
+    /// connections, listening sockets, epoll and wake-up descriptors, and
+    /// the connections accepted beyond the limit only to be told so.
+    static let reservedDescriptors = 64
+
+    /// `--max-connections`, lowered to fit the process's descriptor limit
+    /// (raised first to its hard limit), so that a client beyond the limit
+    /// gets its 503 rather than waiting in the accept queue.
+    private static func connectionLimit(_ configuration: GatewayConfiguration, logger: Logger) -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return configuration.maximumConnections }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let reserved = Self.reservedDescriptors + configuration.queryConnections + 2 * configuration.eventLoopThreads
+        let fitting = Self.connectionLimit(requested: configuration.maximumConnections,
+                                           descriptorLimit: Int(clamping: limit.rlim_cur), reserved: reserved)
+        if fitting < configuration.maximumConnections {
+            logger.warning("lowering --max-connections to fit the file descriptor limit", metadata: [
+                "requested": "\(configuration.maximumConnections)", "using": "\(fitting)",
+                "descriptor_limit": "\(limit.rlim_cur)", "hint": "raise it with ulimit -n (or LimitNOFILE= in systemd)",
+            ])
+        }
+        return fitting
+    }
+
+    static func connectionLimit(requested: Int, descriptorLimit: Int, reserved: Int) -> Int {
+        max(1, min(requested, descriptorLimit - reserved))
     }
 
     /// Waits until the listener is connected and LISTENing (or the timeout passes).
@@ -162,6 +198,7 @@ public final class Gateway: @unchecked Sendable {
     public func shutdown() {
         Self.stopAccepting(self.acceptors, self.sockets)
         self.retentionTask?.cancel()
+        self.timeoutChecks.forEach { $0.cancel() }
         for shard in self.shards {
             try? shard.loop.submit {
                 shard.stop()
@@ -178,7 +215,7 @@ public final class Gateway: @unchecked Sendable {
     }
 }
 
-/// Answers 503 to a connection over the limit as soon as it sends anything, then closes it.
+/// Answers 503 to a connection over the limit as soon as it is accepted, then closes it.
 final class ConnectionLimitHandler: ConnectionHandler {
     private let connection: ResponseSink
     private let limit: Int
@@ -191,7 +228,16 @@ final class ConnectionLimitHandler: ConnectionHandler {
         self.context = context
     }
 
+    /// Answers at once: the client may be waiting for the server to speak first.
+    func started() {
+        self.answer()
+    }
+
     func received(_ bytes: ByteBuffer) {
+        self.answer()
+    }
+
+    private func answer() {
         guard !self.answered else { return }
         self.answered = true
         let body = "{\"error\":\"the server is at its limit of \(self.limit) connections; retry shortly\"}"

@@ -23,6 +23,10 @@ public struct GatewayConfiguration: Sendable {
     public var corsOrigin: String? = "*"
     /// Enables `POST /publish` with `Authorization: Bearer <token>`.
     public var publishToken: String?
+    /// Seconds a request may take to arrive whole, head and body, from its first byte (then a 408).
+    public var headerTimeoutSeconds = 10
+    /// Seconds a keep-alive connection may sit with no request before it is closed.
+    public var idleTimeoutSeconds = 60
     /// Largest request body accepted (`POST /publish`).
     public var maximumBodyBytes = 1 << 20
     /// Messages read per tag by one catch-up; more makes the answer come at once.

@@ -25,6 +25,20 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     private var parser: HTTPRequestParser
     private var state = State.idle
     private var processing = false
+    /// When the connection is closed unless something happens first.
+    private var deadline: Deadline
+
+    /// What `checkTimeouts` does, and from which second on.
+    private enum Deadline {
+        /// A poll or publish is in flight: it has its own end.
+        case none
+        /// Nothing in flight and nothing received: closed quietly.
+        case idle(UInt64)
+        /// A request has begun to arrive: a 408 unless it is complete by then.
+        case request(UInt64)
+        /// Answered and closing, but the client does not read the answer.
+        case closing(UInt64)
+    }
 
     init(connection: ResponseSink, shard: HubShard, answerFraming: PollAnswerFraming, context: GatewayContext) {
         self.connection = connection
@@ -32,6 +46,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         self.answerFraming = answerFraming
         self.context = context
         self.parser = HTTPRequestParser(maximumBodyBytes: context.configuration.maximumBodyBytes)
+        self.deadline = .idle(connection.currentSecond + UInt64(context.configuration.idleTimeoutSeconds))
     }
 
     func connectionClosed() {
@@ -45,22 +60,51 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     func received(_ bytes: ByteBuffer) {
         if case .discarding = self.state { return }
         self.parser.append(bytes)
-        if case .waiting = self.state,
-           self.parser.bufferedBytes > HTTPRequestParser.maximumHeadBytes + self.context.configuration.maximumBodyBytes {
+        if self.parser.bufferedBytes > HTTPRequestParser.maximumHeadBytes + self.context.configuration.maximumBodyBytes {
             // A client pipelining without waiting for answers: it gets them no faster by flooding.
+            self.context.metrics.shedConnections.add(1, ordering: .relaxed)
             self.state = .discarding
             self.connection.close()
             return
         }
+        if case .idle = self.deadline {
+            self.deadline = .request(self.connection.currentSecond + UInt64(self.context.configuration.headerTimeoutSeconds))
+        }
         self.handleRequests()
     }
 
-    /// Handles the requests buffered in the parser while the connection is idle.
+    func becameWritable() {
+        self.handleRequests()
+    }
+
+    func checkTimeouts(now: UInt64) {
+        switch self.deadline {
+        case .none:
+            return
+        case .idle(let second) where now >= second:
+            self.context.metrics.timedOutIdle.add(1, ordering: .relaxed)
+            self.state = .discarding
+            self.connection.close()
+        case .request(let second) where now >= second:
+            guard case .idle = self.state else { return }
+            self.context.metrics.timedOutRequests.add(1, ordering: .relaxed)
+            self.state = .discarding
+            let seconds = self.context.configuration.headerTimeoutSeconds
+            self.respondError(.closing, .requestTimeout, "the request did not arrive whole within \(seconds) seconds", close: true)
+        case .closing(let second) where now >= second:
+            self.connection.close()
+        case .idle, .request, .closing:
+            return
+        }
+    }
+
+    /// Handles the requests buffered in the parser while the connection is
+    /// idle and the client reads what it is sent.
     private func handleRequests() {
         guard !self.processing else { return }  // the loop below goes on by itself
         self.processing = true
         defer { self.processing = false }
-        while case .idle = self.state, let event = self.parser.next() {
+        while case .idle = self.state, self.connection.isWritable, let event = self.parser.next() {
             switch event {
             case .continueExpected:
                 self.connection.write(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"))
@@ -81,7 +125,9 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
 
     /// Routes on the target's bytes: a poll's query is parsed in place.
     private func route(_ request: HTTPRequest, target: UnsafeRawBufferPointer) {
-        let framing = ResponseFraming(version: request.version, keepAlive: request.keepAlive)
+        let framing = ResponseFraming(version: request.version, keepAlive: request.keepAlive, headOnly: request.method == .HEAD)
+        // HEAD is answered wherever GET is (but on /poll, which waits), without a body.
+        let isGet = request.method == .GET || request.method == .HEAD
         let questionMark = target.index(of: UInt8(ascii: "?"), from: 0) ?? target.count
         let path = UnsafeRawBufferPointer(rebasing: target[..<questionMark])
         let query = UnsafeRawBufferPointer(rebasing: target[min(questionMark + 1, target.count)...])
@@ -103,10 +149,10 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
             self.publish(framing, request)
         case "/healthz":
-            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
             self.respondJSON(framing, .ok, "{\"status\":\"ok\"}")
         case "/readyz":
-            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
             let status = self.context.listener.status
             if status.ready {
                 self.respondJSON(framing, .ok, "{\"status\":\"ready\"}")
@@ -115,7 +161,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
                 self.respondJSON(framing, .serviceUnavailable, "{\"status\":\"not ready\",\"reason\":\(JSONString.quoted(reason))}")
             }
         case "/metrics":
-            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
             self.respond(framing, .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
                          body: ByteBuffer(string: self.context.renderMetrics()))
         case let other:
@@ -131,6 +177,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             return self.respondError(framing, .badRequest, error.message)
         }
         self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
         let id = self.shard.startPoll(request, responder: self)
         // Unless it was answered at once (refused, or the listener is down), remember it to cancel it.
         if let id, case .waiting(let framing, nil) = self.state {
@@ -142,7 +189,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         guard let token = self.context.configuration.publishToken else {
             return self.respondError(framing, .notFound, "publishing over HTTP is disabled; set a publish token to enable it")
         }
-        guard let authorization = http.authorization, constantTimeEquals(authorization, "Bearer \(token)") else {
+        guard let given = http.authorization.flatMap(bearerToken), constantTimeEquals(given, token) else {
             return self.respondError(framing, .unauthorized, "a valid Authorization: Bearer <token> header is required",
                                      extraHeaders: [("WWW-Authenticate", "Bearer")])
         }
@@ -153,6 +200,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             return self.respondError(framing, .badRequest, error.message)
         }
         self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
         self.context.publisher.publish(request, on: self.shard.loop).whenComplete { result in
             guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
             switch result {
@@ -208,7 +256,8 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     /// Writes a whole response, head and body.
     private func respond(_ framing: ResponseFraming, _ status: HTTPResponseStatus, contentType: StaticString?, body: ByteBuffer?,
                          extraHeaders: [(String, String)] = [], close: Bool = false) {
-        let framing = ResponseFraming(version: framing.version, keepAlive: framing.keepAlive && !close)
+        var framing = framing
+        framing.keepAlive = framing.keepAlive && !close
         var head = ByteBuffer()
         head.reserveCapacity(192)
         self.context.headWriter.write(status, framing: framing, contentType: contentType, contentLength: body?.readableBytes ?? 0,
@@ -220,16 +269,31 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     /// on with the next request already received.
     private func finishResponse(_ framing: ResponseFraming, head: ByteBuffer, body: ByteBuffer, close: Bool) {
         guard self.connection.isOpen else { return }
+        let body = framing.headOnly ? ByteBuffer() : body
+        let now = self.connection.currentSecond
         if !framing.keepAlive || close {
             self.state = .discarding
+            self.deadline = .closing(now + UInt64(self.context.configuration.headerTimeoutSeconds))
             self.connection.write(head, body)
             self.connection.closeAfterWriting()
             return
         }
         if case .discarding = self.state {} else { self.state = .idle }
+        self.deadline = self.parser.bufferedBytes > 0
+            ? .request(now + UInt64(self.context.configuration.headerTimeoutSeconds))
+            : .idle(now + UInt64(self.context.configuration.idleTimeoutSeconds))
         self.connection.write(head, body)
         self.handleRequests()
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's
+/// name is case-insensitive (RFC 9110 §11.1).
+func bearerToken(_ authorization: String) -> String? {
+    let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+    guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+    let token = parts[1].drop { $0 == " " }
+    return token.isEmpty ? nil : String(token)
 }
 
 /// Compares secrets without leaking where they differ through timing.

@@ -5,6 +5,12 @@ import Synchronization
 public final class GatewayMetrics: Sendable {
     public let openConnections = Atomic<Int>(0)
     public let rejectedConnections = Atomic<Int>(0)
+    /// Closed with a 408: a request did not arrive whole in time.
+    public let timedOutRequests = Atomic<Int>(0)
+    /// Closed after sitting idle.
+    public let timedOutIdle = Atomic<Int>(0)
+    /// Closed for sending far more than it waited for.
+    public let shedConnections = Atomic<Int>(0)
     public let parkedPolls = Atomic<Int>(0)
     public let pollsAnsweredWithMessages = Atomic<Int>(0)
     public let pollsAnsweredEmpty = Atomic<Int>(0)
@@ -25,6 +31,11 @@ public final class GatewayMetrics: Sendable {
         }
         add("plexor_connections_open", "gauge", "Open HTTP connections.", self.openConnections.load(ordering: .relaxed))
         add("plexor_connections_rejected_total", "counter", "Connections refused at the connection limit.", self.rejectedConnections.load(ordering: .relaxed))
+        text += "# HELP plexor_connections_timed_out_total Connections closed for taking too long: a request not whole in time (408), or idle.\n"
+        text += "# TYPE plexor_connections_timed_out_total counter\n"
+        text += "plexor_connections_timed_out_total{reason=\"request\"} \(self.timedOutRequests.load(ordering: .relaxed))\n"
+        text += "plexor_connections_timed_out_total{reason=\"idle\"} \(self.timedOutIdle.load(ordering: .relaxed))\n"
+        add("plexor_connections_shed_total", "counter", "Connections closed for sending requests far ahead of reading the answers.", self.shedConnections.load(ordering: .relaxed))
         add("plexor_polls_parked", "gauge", "Polls waiting for a message.", self.parkedPolls.load(ordering: .relaxed))
         text += "# HELP plexor_polls_answered_total Polls answered, by outcome.\n# TYPE plexor_polls_answered_total counter\n"
         text += "plexor_polls_answered_total{outcome=\"messages\"} \(self.pollsAnsweredWithMessages.load(ordering: .relaxed))\n"

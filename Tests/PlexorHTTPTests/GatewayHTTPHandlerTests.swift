@@ -15,6 +15,17 @@ final class RecordedConnection: ResponseSink {
     private(set) var isOpen = true
     private var written: [ByteBuffer] = []
     var handler: ConnectionHandler?
+    private(set) var currentSecond: UInt64 = 0
+    /// Whether the client reads: set false, the handler should write nothing more.
+    var isWritable = true {
+        didSet { if self.isWritable && !oldValue { self.handler?.becameWritable() } }
+    }
+
+    /// Time passes, as the loop's once-a-second check sees it.
+    func advance(toSecond second: UInt64) {
+        self.currentSecond = second
+        self.handler?.checkTimeouts(now: second)
+    }
 
     func write(_ bytes: ByteBuffer) {
         if self.isOpen { self.written.append(bytes) }
@@ -59,6 +70,8 @@ final class RecordedConnection: ResponseSink {
         var configuration = GatewayConfiguration(connectionString: "host=/nonexistent")
         configuration.maximumBodyBytes = 100
         configuration.publishToken = "t"
+        configuration.headerTimeoutSeconds = 10
+        configuration.idleTimeoutSeconds = 60
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         // A listener that never started: it is not connected, so polls get a 503.
         let listener = Listener(connectionString: configuration.connectionString, logger: logger)
@@ -172,6 +185,74 @@ final class RecordedConnection: ResponseSink {
             statuses.append(try RawResponse(String(buffer: buffer)).status)
         }
         #expect(statuses == [200, 404, 200])
+    }
+
+    @Test func aHeadResponseHasNoBodySoThePipelineStaysInFrame() throws {
+        self.connection.writeInbound("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nHEAD /poll HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        let head = try #require(self.connection.readOutbound()).readableBytesView
+        #expect(String(decoding: head, as: UTF8.self).hasSuffix("Content-Length: 15\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n\r\n"))
+        let refused = try #require(self.connection.readOutbound())
+        #expect(String(buffer: refused).hasPrefix("HTTP/1.1 405 "))
+        #expect(String(buffer: refused).hasSuffix("\r\n\r\n"))
+        let get = try RawResponse(String(buffer: try #require(self.connection.readOutbound())))
+        #expect(get.status == 200)
+        #expect(get.body == #"{"status":"ok"}"#)
+    }
+
+    @Test(arguments: ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"])
+    func theBearerSchemeIsCaseInsensitive(_ authorization: String) {
+        #expect(bearerToken(authorization) == "s3cret")
+    }
+
+    @Test(arguments: ["Bearer", "Bearer ", "Basic s3cret", "Bearers3cret", ""])
+    func otherAuthorizationsCarryNoBearerToken(_ authorization: String) {
+        #expect(bearerToken(authorization) == nil)
+    }
+
+    @Test func aRequestNotWholeWithinTheHeaderTimeoutIsA408AndCloses() throws {
+        self.connection.advance(toSecond: 30)
+        self.connection.writeInbound("GET /healthz HTTP/1.1\r\nHo")
+        self.connection.advance(toSecond: 39)
+        self.connection.writeInbound("st: x\r\n")  // a byte now and then does not extend it
+        self.connection.advance(toSecond: 39)
+        #expect(self.connection.readOutbound() == nil)
+        self.connection.advance(toSecond: 40)
+        let response = try self.readResponse()
+        #expect(response.status == 408)
+        #expect(response.body == #"{"error":"the request did not arrive whole within 10 seconds"}"#)
+        #expect(!self.connection.isOpen)
+        #expect(self.metrics.timedOutRequests.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func anIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout() throws {
+        self.connection.advance(toSecond: 5)
+        #expect(try self.send("GET", "/healthz").status == 200)
+        self.connection.advance(toSecond: 64)
+        #expect(self.connection.isOpen)
+        self.connection.advance(toSecond: 65)
+        #expect(!self.connection.isOpen)
+        #expect(self.connection.readOutbound() == nil)
+        #expect(self.metrics.timedOutIdle.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func aConnectionThatNeverSendsIsClosedAfterTheIdleTimeout() {
+        // Accepted at second 0.
+        self.connection.advance(toSecond: 59)
+        #expect(self.connection.isOpen)
+        self.connection.advance(toSecond: 60)
+        #expect(!self.connection.isOpen)
+    }
+
+    @Test func nothingMoreIsAnsweredWhileTheClientDoesNotRead() throws {
+        self.connection.isWritable = false
+        self.connection.writeInbound("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(self.connection.readOutbound() == nil)
+        self.connection.isWritable = true
+        var statuses: [Int] = []
+        while let buffer = self.connection.readOutbound() {
+            statuses.append(try RawResponse(String(buffer: buffer)).status)
+        }
+        #expect(statuses == [200, 404])
     }
 
     @Test func unparseableHTTPIsAJSON400AndCloses() throws {

@@ -126,9 +126,15 @@ import Testing
         let first = try await TestHTTPClient.connect(port: gateway.localPort)
         defer { Task { await first.close() } }
         #expect(try await first.get("/healthz").status == .ok)
-        let second = try await TestHTTPClient.get(port: gateway.localPort, "/healthz")
-        #expect(second.status == .serviceUnavailable)
-        #expect(Self.isJSONError(second))
+        // Told at once, before it sends anything, and closed.
+        let text = try rawHTTPExchange(port: gateway.localPort, "")
+        let second = try RawResponse(text)
+        #expect(second.status == 503)
+        #expect(second.headers["retry-after"] == "1")
+        #expect(second.body.hasPrefix(#"{"error":"the server is at its limit of 1 connections"#))
+        try await waitUntil("the refused connection is counted closed") {
+            gateway.metrics.openConnections.load(ordering: .relaxed) == 1
+        }
     }
 
     @Test func publishOverHTTPReachesParkedPolls() async throws {

@@ -6,6 +6,8 @@ import PlexorCore
 struct ResponseFraming: Equatable {
     var version: HTTPVersion
     var keepAlive: Bool
+    /// The answer to a `HEAD`: the head a `GET` would get, and no body (RFC 9110 §9.3.2).
+    var headOnly = false
 
     /// For answers to requests that could not be read: the connection closes.
     static let closing = ResponseFraming(version: .http1_1, keepAlive: false)

@@ -43,6 +43,10 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     /// Confined to the loop's thread.
     private var timers = TimerQueue()
+    /// Whole seconds since the loop started, as of its last turn: a clock
+    /// for connection timeouts that costs nothing to read.
+    private(set) var currentSecond: UInt64 = 0
+    private let startNanoseconds = NIODeadline.now().uptimeNanoseconds
     private var registrations: [EpollRegistration?] = []
     private var lastToken: UInt32 = 0
     /// Where every read on this loop lands before it is copied out at its size.
@@ -97,8 +101,18 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     var inEventLoop: Bool { pthread_equal(pthread_self(), self.threadID) != 0 }
 
+    /// A task given after shutdown cannot run; `submit` and `scheduleTask`
+    /// fail their futures instead (`EventLoopError.shutdown`).
     func execute(_ task: @escaping @Sendable () -> Void) {
-        self.enqueue(task)
+        _ = self.enqueue(task)
+    }
+
+    func submit<T>(_ task: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        let promise = self.makePromise(of: T.self)
+        if !self.enqueue({ promise.completeWith(Result { try task() }) }) {
+            promise.fail(EventLoopError.shutdown)
+        }
+        return promise.futureResult
     }
 
     func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
@@ -108,7 +122,11 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
             let timerID = self.timers.schedule(at: deadline) { promise.completeWith(Result { try task() }) }
             id.withLockedValue { $0 = timerID }
         }
-        if self.inEventLoop { schedule() } else { self.enqueue(schedule) }
+        if self.inEventLoop {
+            schedule()
+        } else if !self.enqueue(schedule) {
+            promise.fail(EventLoopError.shutdown)
+        }
         return Scheduled(promise: promise) {
             self.execute {
                 if let timerID = id.withLockedValue({ $0 }), self.timers.cancel(timerID) {
@@ -171,10 +189,12 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
         self.registrations[index] = registration
     }
 
-    /// Changes the events `registration` is watched for.
-    func modify(_ registration: EpollRegistration, events: UInt32) {
+    /// Changes the events `registration` is watched for; false if epoll
+    /// refused (the descriptor is no longer what it was: close it).
+    @discardableResult
+    func modify(_ registration: EpollRegistration, events: UInt32) -> Bool {
         var event = epoll_event(events: events, data: self.eventData(registration))
-        _ = epoll_ctl(self.epoll, EPOLL_CTL_MOD, registration.descriptor, &event)
+        return epoll_ctl(self.epoll, EPOLL_CTL_MOD, registration.descriptor, &event) == 0
     }
 
     /// Stops watching; call before closing the descriptor (closing removes it
@@ -184,7 +204,20 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
         guard index < self.registrations.count, self.registrations[index] === registration else { return }
         self.registrations[index] = nil
         var event = epoll_event()
-        _ = epoll_ctl(self.epoll, EPOLL_CTL_DEL, registration.descriptor, &event)
+        if epoll_ctl(self.epoll, EPOLL_CTL_DEL, registration.descriptor, &event) != 0 {
+            // ENOENT or EBADF: not watched any more; anything else is a bug here.
+            precondition(errno == ENOENT || errno == EBADF, "epoll_ctl(DEL) failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Lets every connection on this loop close itself if it waited too
+    /// long (the gateway calls this once a second).
+    func checkConnectionTimeouts() {
+        self.preconditionInEventLoop()
+        let now = self.currentSecond
+        for case let connection as SocketConnection in self.registrations {
+            connection.handler?.checkTimeouts(now: now)
+        }
     }
 
     /// Forgets a registration whose descriptor is about to be closed by its
@@ -201,13 +234,15 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     // MARK: The loop
 
-    private func enqueue(_ task: @escaping () -> Void) {
+    /// Queues `task`; false once the loop has stopped (it will never run).
+    private func enqueue(_ task: @escaping () -> Void) -> Bool {
         // On the loop, the queue is run before the next wait: no wake-up needed.
         let onLoop = self.inEventLoop
-        self.lock.withLock {
-            guard self.state != .stopped else { return }
+        return self.lock.withLock {
+            guard self.state != .stopped else { return false }
             self.queued.append(task)
             if self.queued.count == 1, !onLoop { self.writeWakeup() }
+            return true
         }
     }
 
@@ -233,6 +268,10 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
             let (pending, stopping) = self.lock.withLock { (!self.queued.isEmpty, self.state == .stopping) }
             if stopping, !pending { break }
             let count = epoll_wait(self.epoll, events, Int32(capacity), pending ? 0 : self.waitMilliseconds())
+            if count < 0 {
+                // EINTR: a signal; anything else means the epoll descriptor is broken.
+                precondition(errno == EINTR, "epoll_wait failed: \(String(cString: strerror(errno)))")
+            }
             for index in 0..<max(0, Int(count)) {
                 let data = events[index].data.u64
                 let descriptor = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
@@ -247,6 +286,7 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
                 registration.ready(events: events[index].events)
             }
             let now = NIODeadline.now()
+            self.currentSecond = (now.uptimeNanoseconds &- self.startNanoseconds) / 1_000_000_000
             while let timer = self.timers.popDue(now: now) { timer() }
             self.lock.withLock { swap(&tasks, &self.queued) }
             for task in tasks { task() }
@@ -268,11 +308,14 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
             registration?.loopClosed()
         }
         self.registrations = []
-        let callbacks = self.lock.withLock {
+        let (callbacks, late) = self.lock.withLock {
             self.state = .stopped
             Glibc.close(self.wakeup)
-            return self.stoppedCallbacks
+            defer { self.queued = [] }
+            return (self.stoppedCallbacks, self.queued)
         }
+        // Queued after the last turn of the loop: run them now (anything they queue fails).
+        for task in late { task() }
         Glibc.close(self.epoll)
         self.readBuffer.deallocate()
         for (queue, callback) in callbacks {

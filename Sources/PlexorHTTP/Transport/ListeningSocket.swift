@@ -111,7 +111,9 @@ final class ConnectionDispatcher: @unchecked Sendable {
             Glibc.close(descriptor)
             return
         }
-        connection.handler = target.makeHandler(connection)
+        let handler = target.makeHandler(connection)
+        connection.handler = handler
+        handler.started()
     }
 }
 

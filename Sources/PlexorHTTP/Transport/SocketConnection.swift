@@ -6,14 +6,32 @@ import NIOCore
 
 /// What reads a connection's bytes (the HTTP handler).
 protocol ConnectionHandler: AnyObject {
+    /// The handler is in place: it may write (and close) from here on.
+    func started()
     func received(_ bytes: ByteBuffer)
+    /// What waited beyond `SocketConnection.writeBound` has been sent:
+    /// reading has resumed and the handler may write more.
+    func becameWritable()
+    /// Called about once a second, to close connections that waited too long.
+    func checkTimeouts(now second: UInt64)
     /// The peer went away or the connection was closed: nothing more comes.
     func connectionClosed()
+}
+
+extension ConnectionHandler {
+    func started() {}
+    func becameWritable() {}
+    func checkTimeouts(now second: UInt64) {}
 }
 
 /// Where a handler writes its responses.
 protocol ResponseSink: AnyObject {
     var isOpen: Bool { get }
+    /// False while more than a small bound of written bytes waits for the
+    /// peer to read: the connection then reads nothing more until it has.
+    var isWritable: Bool { get }
+    /// The loop's second counter (for timeouts; see `checkTimeouts`).
+    var currentSecond: UInt64 { get }
     /// Sends `bytes` after whatever was written before.
     func write(_ bytes: ByteBuffer)
     /// Sends `head` then `body` after whatever was written before, without
@@ -28,12 +46,22 @@ protocol ResponseSink: AnyObject {
 /// One accepted TCP connection on an epoll loop. Reads go to its handler as
 /// they come; writes go straight to the socket, and only what the socket
 /// would not take at once is kept (then it waits to be writable).
+///
+/// Backpressure: while more than `writeBound` bytes wait to be sent, the
+/// connection stops reading, so a client that sends requests and never
+/// reads the answers cannot make the gateway buffer them.
 final class SocketConnection: EpollRegistration, ResponseSink {
+    /// Unsent bytes beyond which reading stops.
+    static let writeBound = 64 * 1024
+
     private unowned(unsafe) let loop: EpollEventLoop
     var handler: ConnectionHandler?
     private var unsent: ByteBuffer?
     private var closeWhenSent = false
     private(set) var isOpen = true
+    private(set) var isWritable = true
+
+    var currentSecond: UInt64 { self.loop.currentSecond }
 
     /// Most reads per readiness before other connections get their turn.
     private static let readsPerWakeup = 4
@@ -55,7 +83,7 @@ final class SocketConnection: EpollRegistration, ResponseSink {
     private func readAvailable() {
         let buffer = self.loop.readBuffer
         for _ in 0..<Self.readsPerWakeup {
-            guard self.isOpen else { return }
+            guard self.isOpen, self.isWritable else { return }
             let count = Glibc.read(self.descriptor, buffer.baseAddress, buffer.count)
             if count > 0 {
                 self.handler?.received(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: buffer[..<count])))
@@ -76,6 +104,7 @@ final class SocketConnection: EpollRegistration, ResponseSink {
         guard self.isOpen else { return }
         if self.unsent != nil {
             self.unsent!.writeImmutableBuffer(bytes)
+            if self.isWritable, self.unsent!.readableBytes > Self.writeBound { self.watch(reading: false) }
             return
         }
         var remaining = bytes
@@ -88,6 +117,7 @@ final class SocketConnection: EpollRegistration, ResponseSink {
         if self.unsent != nil {
             self.unsent!.writeImmutableBuffer(head)
             self.unsent!.writeImmutableBuffer(body)
+            if self.isWritable, self.unsent!.readableBytes > Self.writeBound { self.watch(reading: false) }
             return
         }
         var sent: Int
@@ -120,7 +150,17 @@ final class SocketConnection: EpollRegistration, ResponseSink {
     private func keep(_ remaining: ByteBuffer) {
         guard remaining.readableBytes > 0 else { return }
         self.unsent = remaining
-        self.loop.modify(self, events: cepoll_in | cepoll_out)
+        self.watch(reading: remaining.readableBytes <= Self.writeBound)
+    }
+
+    /// Waits for the socket to take more; reads too unless over the bound.
+    private func watch(reading: Bool) {
+        self.isWritable = reading
+        self.setEvents(reading ? cepoll_in | cepoll_out : cepoll_out)
+    }
+
+    private func setEvents(_ events: UInt32) {
+        if !self.loop.modify(self, events: events) { self.close() }
     }
 
     func closeAfterWriting() {
@@ -146,13 +186,17 @@ final class SocketConnection: EpollRegistration, ResponseSink {
         guard var remaining = self.unsent else { return }
         self.unsent = nil
         guard self.send(&remaining) else { return }
+        let wasWritable = self.isWritable
         if remaining.readableBytes > 0 {
             self.unsent = remaining
+            if !wasWritable, remaining.readableBytes <= Self.writeBound { self.watch(reading: true) }
         } else if self.closeWhenSent {
-            self.close()
+            return self.close()
         } else {
-            self.loop.modify(self, events: cepoll_in)
+            self.isWritable = true
+            self.setEvents(cepoll_in)
         }
+        if !wasWritable, self.isWritable, self.isOpen { self.handler?.becameWritable() }
     }
 
     /// Sends as much of `bytes` as the socket takes, consuming it. False if
