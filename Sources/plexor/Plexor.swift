@@ -94,8 +94,12 @@ struct Serve: ParsableCommand {
     var statusPort: Int?
     @Flag(help: "Apply migrations before serving an existing database (the embedded one is always migrated). Env: PLEXOR_MIGRATE=1.")
     var migrate = false
-    @Option(help: ArgumentHelp("Open connections beyond this get a 503. Env: PLEXOR_MAX_CONNECTIONS. Default 10000.", valueName: "n"))
+    @Option(help: ArgumentHelp("Open connections beyond this get a 503 at once (lowered to fit the file descriptor limit). Env: PLEXOR_MAX_CONNECTIONS. Default 10000.", valueName: "n"))
     var maxConnections: Int?
+    @Option(help: ArgumentHelp("Seconds a request may take to arrive whole (head and body) from its first byte; then a 408 and the connection closes. Env: PLEXOR_HEADER_TIMEOUT. Default 10.", valueName: "seconds"))
+    var headerTimeout: Int?
+    @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait with no request before it is closed. Env: PLEXOR_IDLE_TIMEOUT. Default 60.", valueName: "seconds"))
+    var idleTimeout: Int?
     @Option(help: ArgumentHelp("Most tags one poll may list. Env: PLEXOR_MAX_TAGS_PER_POLL. Default 100.", valueName: "n"))
     var maxTagsPerPoll: Int?
     @Option(help: ArgumentHelp("Poll timeout when a poll names none, in seconds. Env: PLEXOR_DEFAULT_TIMEOUT. Default 25.", valueName: "seconds"))
@@ -136,6 +140,8 @@ struct Serve: ParsableCommand {
             configuration.statusPort = try environment.integer(self.statusPort, "PLEXOR_STATUS_PORT", default: 0, range: 0...65535, option: "--status-port")
         }
         configuration.maximumConnections = try environment.integer(self.maxConnections, "PLEXOR_MAX_CONNECTIONS", default: 10_000, range: 1...10_000_000, option: "--max-connections")
+        configuration.headerTimeoutSeconds = try environment.integer(self.headerTimeout, "PLEXOR_HEADER_TIMEOUT", default: 10, range: 1...3600, option: "--header-timeout")
+        configuration.idleTimeoutSeconds = try environment.integer(self.idleTimeout, "PLEXOR_IDLE_TIMEOUT", default: 60, range: 1...86_400, option: "--idle-timeout")
         configuration.pollLimits = PollLimits(
             maximumTags: try environment.integer(self.maxTagsPerPoll, "PLEXOR_MAX_TAGS_PER_POLL", default: 100, range: 1...10_000, option: "--max-tags-per-poll"),
             defaultTimeout: try environment.integer(self.defaultTimeout, "PLEXOR_DEFAULT_TIMEOUT", default: 25, range: 0...86_400, option: "--default-timeout"),

@@ -30,3 +30,59 @@ public func rawHTTPExchange(port: Int, _ request: String, timeout: Int = 5) thro
     }
     return String(decoding: received, as: UTF8.self)
 }
+
+/// A plain TCP connection to a loopback port, for clients that misbehave
+/// (send a byte at a time, never read, speak TLS).
+public final class RawSocket {
+    public let descriptor: Int32
+
+    /// `bufferBytes`: the socket's send and receive buffers (small: the
+    /// kernel then holds little of what this client sends or leaves unread).
+    public init(port: Int, bufferBytes: Int32? = nil) throws {
+        self.descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard self.descriptor >= 0 else { throw POSIXError(.EIO) }
+        if var size = bufferBytes {
+            setsockopt(self.descriptor, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(self.descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(self.descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(self.descriptor)
+            throw POSIXError(.ECONNREFUSED)
+        }
+    }
+
+    deinit {
+        close(self.descriptor)
+    }
+
+    /// Sends what the socket takes without waiting; the count sent, or -1 once the peer is gone.
+    @discardableResult
+    public func sendNow(_ bytes: [UInt8]) -> Int {
+        let sent = bytes.withUnsafeBytes { send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        if sent < 0 { return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1 }
+        return sent
+    }
+
+    /// What arrives within `milliseconds`, and whether the peer closed.
+    public func receive(waitingUpTo milliseconds: Int32) -> (bytes: [UInt8], closed: Bool) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var descriptor = pollfd(fd: self.descriptor, events: Int16(POLLIN), revents: 0)
+        var wait = milliseconds
+        while poll(&descriptor, 1, wait) > 0 {
+            let count = recv(self.descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count == 0 { return (received, true) }
+            if count < 0 { return (received, errno != EAGAIN && errno != EWOULDBLOCK) }
+            received.append(contentsOf: buffer[0..<count])
+            wait = 0  // take what is there, then stop
+        }
+        return (received, false)
+    }
+}
