@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "plexor", targets: ["plexor"]),
         .executable(name: "plexor-bench", targets: ["plexor-bench"]),
+        .executable(name: "plexor-fuzz", targets: ["plexor-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -68,6 +69,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "plexor-fuzz",
+            dependencies: [
+                "PlexorCore",
+                "PlexorHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

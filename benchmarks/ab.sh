@@ -2,7 +2,8 @@
 # Before/after: runs the same Plexor scenarios against two plexor binaries
 # (each with its own PostgreSQL), interleaved in one run so the noisy
 # machine affects both alike. Usage: benchmarks/ab.sh BEFORE_BIN AFTER_BIN
-# Environment: SAMPLES (300), SECONDS_EACH (10), POLLS (2000), ROUNDS (2).
+# Environment: SAMPLES (300), SECONDS_EACH (10), POLLS (2000), ROUNDS (2),
+# PUBLISH (seconds per publish configuration; unset skips the publish scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 before=$1
@@ -26,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 start() {  # name binary port
-    "$2" serve --data-dir "$work/$1" --port "$3" --log-level warning --max-connections 20000 \
+    "$2" serve --data-dir "$work/$1" --port "$3" --log-level warning --max-connections 20000 --publish-token ab \
         --retention-max-per-tag 0 --retention-max-age 0 > "$work/$1.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 300); do
@@ -55,5 +56,6 @@ for round in $(seq 1 "$rounds"); do
         backlog=$(wrk -t2 -c64 -d"${seconds}s" "http://127.0.0.1:$port/poll?tags=$tag@0&timeout=0" | awk '/Requests\/sec/ {print $2}')
         head=$(wrk -t2 -c64 -d"${seconds}s" "http://127.0.0.1:$port/poll?tags=$tag@1&timeout=0" | awk '/Requests\/sec/ {print $2}')
         echo "[cycle · plexor] backlog behind the cursor: $backlog polls/s; at the head with timeout=0: $head polls/s"
+        if [ -n "${PUBLISH:-}" ]; then $bench publish "${args[@]}" --seconds "$PUBLISH" --token ab; fi
     done
 done

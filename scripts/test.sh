@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 ./scripts/install-dependencies.sh
 swift build --build-tests
 swift build --product plexor
+swift build --product plexor-fuzz
 swift test --skip-build "$@"

@@ -1,0 +1,105 @@
+import Foundation
+import NIOCore
+import PlexorCore
+import PlexorHTTP
+
+/// Fuzz targets for every parser of untrusted bytes. Built with libFuzzer by
+/// `scripts/fuzz.sh` (coverage and AddressSanitizer, `-D FUZZING`), the target is
+/// chosen by `PLEXOR_FUZZ_TARGET`; built plainly, `plexor-fuzz TARGET FILE...`
+/// replays inputs (the regression tests do, with every crash ever found).
+enum FuzzTarget: String, CaseIterable {
+    case http
+    case poll
+    case publish
+    case notification
+
+    func run(_ input: UnsafeRawBufferPointer) {
+        switch self {
+        case .http:
+            HTTPRequestParserFuzzing.run(input)
+        case .poll:
+            let limits = PollLimits(maximumTags: 100, defaultTimeout: 25, maximumTimeout: 60)
+            guard let request = try? PollRequest(query: input, limits: limits) else { return }
+            precondition(!request.tags.isEmpty && request.tags.count <= limits.maximumTags, "tag count out of bounds")
+            precondition(Set(request.tags.map(\.tag)).count == request.tags.count, "a tag listed twice")
+            precondition(request.tags.allSatisfy { ($0.cursor ?? 0) >= 0 }, "a negative cursor")
+            precondition((0...limits.maximumTimeout).contains(request.timeout), "timeout out of bounds")
+            for item in request.tags { Self.checkTag(item.tag) }
+        case .publish:
+            guard let request = try? PublishRequest(json: Array(input)) else { return }
+            precondition(!request.tags.isEmpty && request.tags.count <= PublishRequest.maximumTags, "tag count out of bounds")
+            request.tags.forEach(Self.checkTag)
+            request.onlyFor?.forEach(Self.checkTag)
+            precondition(!request.data.isEmpty, "empty data")
+        case .notification:
+            guard let payload = NotificationPayload.parse(input) else { return }
+            switch payload {
+            case .reference(let tag, let seq, let id):
+                Self.checkTag(tag)
+                precondition(seq > 0 && id > 0, "a reference to nothing")
+            case .message(let tagged):
+                Self.checkTag(tagged.tag)
+                precondition(tagged.message.seq(for: tagged.tag) == tagged.seq, "its own seq is not among its tags")
+                precondition(tagged.message.seqs.count <= NotificationPayload.maximumTags, "too many tags")
+                tagged.message.seqs.forEach { Self.checkTag($0.tag) }
+                tagged.message.onlyFor?.forEach(Self.checkTag)
+                precondition(tagged.message.time.utf8.count == 27, "a time of another shape")
+            }
+        }
+    }
+
+    static func checkTag(_ tag: Tag) {
+        let valid = tag.name.utf8.withContiguousStorageIfAvailable { bytes in
+            (try? Tag(validating: UnsafeRawBufferPointer(bytes))) != nil
+        }
+        precondition(valid != false, "an invalid tag got through: \(tag.name.debugDescription)")
+    }
+}
+
+/// libFuzzer's driver (`-sanitize=fuzzer`), called from our own `main`:
+/// SwiftPM gives an executable's entry point a name of its own, so
+/// libFuzzer's `main` is never linked in.
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+nonisolated(unsafe) private var selectedTarget: FuzzTarget?
+
+@main
+struct PlexorFuzz {
+    static func main() throws {
+        #if FUZZING
+        let name = ProcessInfo.processInfo.environment["PLEXOR_FUZZ_TARGET"] ?? ""
+        guard let target = FuzzTarget(rawValue: name) else {
+            print("set PLEXOR_FUZZ_TARGET to one of \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))")
+            exit(2)
+        }
+        selectedTarget = target
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(runFuzzerDriver(&argc, &argv) { data, size in
+            selectedTarget!.run(UnsafeRawBufferPointer(start: data, count: size))
+            return 0
+        })
+        #else
+        try Self.replay()
+        #endif
+    }
+
+    /// `plexor-fuzz TARGET FILE...`: runs each file through the target's checks.
+    static func replay() throws {
+        let arguments = CommandLine.arguments.dropFirst()
+        guard let name = arguments.first, let target = FuzzTarget(rawValue: name) else {
+            print("usage: plexor-fuzz \(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|")) FILE...")
+            exit(2)
+        }
+        for path in arguments.dropFirst() {
+            let input = try Data(contentsOf: URL(fileURLWithPath: path))
+            input.withUnsafeBytes { target.run($0) }
+        }
+        print("replayed \(arguments.count - 1) inputs for \(name)")
+    }
+}
