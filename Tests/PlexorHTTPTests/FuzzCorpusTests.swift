@@ -1,4 +1,5 @@
 import Foundation
+import PlexorTestSupport
 import Testing
 
 /// Every input in `Tests/FuzzCorpus` (the seeds, and each crash the fuzzer
@@ -8,7 +9,7 @@ import Testing
         .appendingPathComponent("FuzzCorpus")
 
     @Test(arguments: ["http", "poll", "publish", "notification"])
-    func everyCorpusInputPassesItsTargetsChecks(_ target: String) throws {
+    func everyCorpusInputPassesItsTargetsChecks(_ target: String) async throws {
         let directory = Self.corpus.appendingPathComponent(target)
         let inputs = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         #expect(!inputs.isEmpty)
@@ -20,9 +21,11 @@ import Testing
         replay.arguments = [target] + inputs.map { directory.appendingPathComponent($0).path }
         let output = Pipe()
         replay.standardOutput = output
-        try replay.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        replay.waitUntilExit()
+        let printed = try await offTheTestThreads {
+            try replay.run()
+            defer { replay.waitUntilExit() }
+            return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        }
         #expect(replay.terminationStatus == 0, "\(printed)")
         #expect(printed.contains("replayed \(inputs.count) inputs"))
     }

@@ -4,7 +4,7 @@ import PlexorTestSupport
 /// A `plexor serve` of its own, for tests that measure the process (its
 /// memory) or change its limits (file descriptors). Built by
 /// `scripts/test.sh` beside the test bundle; serves the test database.
-final class GatewayProcess {
+final class GatewayProcess: @unchecked Sendable {  // used by one test at a time
     let process = Process()
     let port: Int
     private let output: Pipe

@@ -36,8 +36,35 @@ import Testing
         #expect(self.events(text, pieceSize: 1) == expected)
     }
 
-    @Test func bareLineFeedsAndLeadingEmptyLinesAreAccepted() {
-        #expect(self.events("\r\n\nGET / HTTP/1.1\nHost: x\n\n") == [self.request("/")])
+    @Test func leadingEmptyLinesAreSkippedAndBareLineFeedsRefused() {
+        #expect(self.events("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n") == [self.request("/")])
+        // LF alone ends no line: a proxy that reads it otherwise would see other requests (smuggling).
+        #expect(self.events("GET / HTTP/1.1\nHost: x\r\n\r\n") == [self.failure(.badRequest, "malformed request line")])
+        #expect(self.events("GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n") == [self.failure(.badRequest, "a line ends without CR")])
+        #expect(self.events("GET / HTTP/1.1\r\nHost: x\r\n\nX: y\r\n\r\n") == [self.failure(.badRequest, "a line ends without CR")])
+        #expect(self.events("\nGET / HTTP/1.1\r\nHost: x\r\n\r\n") == [self.failure(.badRequest, "the request line is missing")])
+        let chunked = "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        #expect(self.events(chunked + "2\nhi\r\n0\r\n\r\n") == [self.failure(.badRequest, "a line ends without CR")])
+        #expect(self.events(chunked + "2\r\nhi\n0\r\n\r\n") == [self.failure(.badRequest, "a chunk does not end where its size says")])
+        #expect(self.events(chunked + "0\r\n\n") == [self.failure(.badRequest, "a line ends without CR")])
+    }
+
+    @Test func targetsAreOriginAbsoluteOrAsteriskFormOfURICharacters() {
+        #expect(self.events("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n") == [self.request("*", method: .OPTIONS)])
+        for target in ["*", "poll", "\"/poll\"", "/a\\b", "/a{b}", "/a|b", "/a^b", "/a`b", "/a<b>", "/a#b", "example.com:443"] {
+            #expect(self.events("GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n") == [self.failure(.badRequest, "malformed request line")], "\(target)")
+        }
+    }
+
+    @Test func chunkExtensionsFollowTheirGrammar() {
+        let chunked = "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for good in ["2;a", "2;a=b", "2; a = b ; c", "2;a=\"q \\\" d\""] {
+            #expect(self.events(chunked + good + "\r\nhi\r\n0\r\n\r\n") == [self.request("/p", method: .POST, body: "hi")], "\(good)")
+        }
+        for bad in ["2;", "2;a=", "2;a b", "2;=b", "2;a=\"open", "2;a\u{1}"] {
+            #expect(self.events(chunked + bad + "\r\nhi\r\n0\r\n\r\n") == [self.failure(.badRequest, "malformed chunk extension")], "\(bad)")
+        }
+        #expect(self.events(chunked + "2 ;a\r\nhi\r\n0\r\n\r\n") == [self.failure(.badRequest, "malformed chunk size")])
     }
 
     @Test func aBodyByContentLength() {

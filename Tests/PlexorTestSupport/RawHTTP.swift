@@ -86,3 +86,22 @@ public final class RawSocket {
         return (received, false)
     }
 }
+
+/// Runs blocking work (a socket wait, a child process) on a thread of its
+/// own, so it never holds one of the few threads async tests share.
+public func offTheTestThreads<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try body() })
+        }
+    }
+}
+
+extension RawSocket: @unchecked Sendable {}  // one test uses each, one call at a time
+
+extension RawSocket {
+    /// `receive(waitingUpTo:)` without blocking the async tests' threads.
+    public func receive(within milliseconds: Int32) async throws -> (bytes: [UInt8], closed: Bool) {
+        try await offTheTestThreads { self.receive(waitingUpTo: milliseconds) }
+    }
+}

@@ -111,12 +111,18 @@ struct HTTPRequestParser {
             self.state = .head
             return .event(.request(request))
         case .chunkSize(let request):
-            guard let line = Self.readLine(&buffer, limit: 1024) else {
-                return buffer.readableBytes > 1024 ? self.fail(.badRequest, "a chunk size line is too long") : .needMore
+            let line: [UInt8]
+            switch Self.readLine(&buffer, limit: 1024) {
+            case .line(let read): line = read
+            case .bareLineFeed: return self.fail(.badRequest, "a line ends without CR")
+            case .needMore: return buffer.readableBytes > 1024 ? self.fail(.badRequest, "a chunk size line is too long") : .needMore
             }
-            let sizeText = line.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false)[0]
-            guard let size = Self.hexadecimal(sizeText) else {
+            let parts = line.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let size = Self.hexadecimal(parts[0]) else {
                 return self.fail(.badRequest, "malformed chunk size")
+            }
+            guard parts.count == 1 || isChunkExtensions(parts[1]) else {
+                return self.fail(.badRequest, "malformed chunk extension")
             }
             if size == 0 {
                 self.state = .trailers(request, seen: 0)
@@ -133,19 +139,25 @@ struct HTTPRequestParser {
             self.state = remaining == taken ? .chunkDataEnd(request) : .chunkData(request, remaining: remaining - taken)
             return remaining == taken ? .progress : .needMore
         case .chunkDataEnd(let request):
-            // CRLF (or a bare LF) must follow the chunk's data.
+            // CRLF must follow the chunk's data.
             let view = buffer.readableBytesView
-            let endLength = view.first == UInt8(ascii: "\r") ? 2 : 1
-            guard view.count >= endLength else { return .needMore }
-            guard view[view.startIndex + endLength - 1] == UInt8(ascii: "\n") else {
+            guard view.count >= 2 else {
+                return view.first.map { $0 != UInt8(ascii: "\r") } == true
+                    ? self.fail(.badRequest, "a chunk does not end where its size says") : .needMore
+            }
+            guard view.first == UInt8(ascii: "\r"), view[view.startIndex + 1] == UInt8(ascii: "\n") else {
                 return self.fail(.badRequest, "a chunk does not end where its size says")
             }
-            buffer.moveReaderIndex(forwardBy: endLength)
+            buffer.moveReaderIndex(forwardBy: 2)
             self.state = .chunkSize(request)
             return .progress
         case .trailers(let request, let seen):
             let before = buffer.readableBytes
-            guard let line = Self.readLine(&buffer, limit: Self.maximumHeadBytes - seen) else {
+            let line: [UInt8]
+            switch Self.readLine(&buffer, limit: Self.maximumHeadBytes - seen) {
+            case .line(let read): line = read
+            case .bareLineFeed: return self.fail(.badRequest, "a line ends without CR")
+            case .needMore:
                 return seen + buffer.readableBytes > Self.maximumHeadBytes
                     ? self.fail(.requestHeaderFieldsTooLarge, "the trailer fields are larger than \(Self.maximumHeadBytes) bytes")
                     : .needMore
@@ -170,10 +182,11 @@ struct HTTPRequestParser {
     // MARK: The head
 
     private mutating func readHead(_ buffer: inout ByteBuffer) -> Step {
-        // Empty lines before a request line are allowed (RFC 9112 §2.2).
-        while let first = buffer.readableBytesView.first, first == UInt8(ascii: "\r") || first == UInt8(ascii: "\n") {
-            buffer.moveReaderIndex(forwardBy: 1)
+        // Empty lines (CRLF) before a request line are allowed (RFC 9112 §2.2).
+        while buffer.readableBytesView.starts(with: [UInt8(ascii: "\r"), UInt8(ascii: "\n")]) {
+            buffer.moveReaderIndex(forwardBy: 2)
         }
+        if buffer.readableBytes == 1, buffer.readableBytesView.first == UInt8(ascii: "\r") { return .needMore }
         guard let end = buffer.withUnsafeReadableBytes({ Self.endOfHead($0) }) else {
             // Refused at once, not after the header timeout: a TLS handshake
             // or an HTTP/0.9 line never becomes an HTTP/1.x head.
@@ -227,6 +240,9 @@ struct HTTPRequestParser {
     /// line, or `nil` while it still may be.
     private static func impossibleRequestLine(_ bytes: UnsafeRawBufferPointer) -> HTTPRequestFailure? {
         let lineEnd = bytes.index(of: UInt8(ascii: "\n"), from: 0)
+        if let lineEnd, lineEnd == 0 || bytes[lineEnd - 1] != UInt8(ascii: "\r") {
+            return HTTPRequestFailure(status: .badRequest, message: "malformed request line")
+        }
         let line = UnsafeRawBufferPointer(rebasing: bytes[..<(lineEnd ?? bytes.count)])
         let methodEnd = line.index(of: UInt8(ascii: " "), from: 0) ?? line.count
         if let first = line.first, first == 0x16 || first == 0x80 {
@@ -259,8 +275,7 @@ struct HTTPRequestParser {
         let method = UnsafeRawBufferPointer(rebasing: line[..<firstSpace])
         let target = UnsafeRawBufferPointer(rebasing: line[(firstSpace + 1)..<secondSpace])
         let versionText = UnsafeRawBufferPointer(rebasing: line[(secondSpace + 1)...])
-        guard !method.isEmpty, method.allSatisfy(isTokenCharacter),
-              !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        guard !method.isEmpty, method.allSatisfy(isTokenCharacter), isRequestTarget(target, method: method) else {
             return .failure(malformed)
         }
         if versionText.equals("HTTP/1.1") {
@@ -310,6 +325,7 @@ struct HTTPRequestParser {
         }
         var lines = HeadLines(bytes)
         guard let requestLine = lines.next(), !requestLine.isEmpty else { return bad("the request line is missing") }
+        guard !lines.sawBareLineFeed else { return bad("malformed request line") }
 
         let startLine: RequestLine
         switch Self.parseRequestLine(requestLine) {
@@ -335,7 +351,9 @@ struct HTTPRequestParser {
         parsed.isAbsoluteForm = target.baseAddress != startLine.target.baseAddress
         var hosts = 0
         var connectionTokens: [String] = []
-        while let line = lines.next(), !line.isEmpty {
+        while let line = lines.next() {
+            guard !lines.sawBareLineFeed else { return bad("a line ends without CR") }
+            if line.isEmpty { break }
             guard let first = line.first, first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else {
                 return bad(line.isEmpty ? "malformed header section" : "folded header lines are not supported")
             }
@@ -406,15 +424,13 @@ struct HTTPRequestParser {
 
     // MARK: Bytes
 
-    /// The length of the head including its final empty line, if it is all here.
+    /// The length of the head including its final empty line (CRLF CRLF), if it is all here.
     private static func endOfHead(_ bytes: UnsafeRawBufferPointer) -> Int? {
         var index = 0
         while let newline = bytes.index(of: UInt8(ascii: "\n"), from: index) {
             let next = newline + 1
-            if next < bytes.count, bytes[next] == UInt8(ascii: "\n") {
-                return next + 1
-            }
-            if next + 1 < bytes.count, bytes[next] == UInt8(ascii: "\r"), bytes[next + 1] == UInt8(ascii: "\n") {
+            if newline >= 1, bytes[newline - 1] == UInt8(ascii: "\r"), next + 1 < bytes.count,
+               bytes[next] == UInt8(ascii: "\r"), bytes[next + 1] == UInt8(ascii: "\n") {
                 return next + 2
             }
             index = next
@@ -430,15 +446,22 @@ struct HTTPRequestParser {
         return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
     }
 
-    /// Reads one line (without its CRLF or LF) if it is complete and no longer than `limit`.
-    private static func readLine(_ buffer: inout ByteBuffer, limit: Int) -> [UInt8]? {
+    private enum LineRead {
+        case line([UInt8])
+        /// Not all here yet (or longer than the limit).
+        case needMore
+        /// A line ended by LF alone: HTTP/1.1 lines end with CRLF.
+        case bareLineFeed
+    }
+
+    /// Reads one line (without its CRLF) if it is complete and no longer than `limit`.
+    private static func readLine(_ buffer: inout ByteBuffer, limit: Int) -> LineRead {
         let view = buffer.readableBytesView
-        guard let newline = view.prefix(limit + 2).firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        guard let newline = view.prefix(limit + 2).firstIndex(of: UInt8(ascii: "\n")) else { return .needMore }
         let length = newline - view.startIndex
-        let hasReturn = length > 0 && view[newline - 1] == UInt8(ascii: "\r")
-        guard length - (hasReturn ? 1 : 0) <= limit else { return nil }
+        guard length > 0, view[newline - 1] == UInt8(ascii: "\r") else { return .bareLineFeed }
         let line = buffer.readBytes(length: length + 1)!
-        return Array(line.prefix(length - (hasReturn ? 1 : 0)))
+        return .line(Array(line.prefix(length - 1)))
     }
 
     /// A chunk size: hexadecimal digits only (no sign, no blanks).
@@ -460,10 +483,12 @@ struct HTTPRequestParser {
     }
 }
 
-/// The lines of a request head, each without its CRLF (or bare LF).
+/// The lines of a request head, each without its CRLF.
 private struct HeadLines {
     private let bytes: UnsafeRawBufferPointer
     private var position = 0
+    /// The last line ended with LF alone (not CRLF).
+    private(set) var sawBareLineFeed = false
 
     init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
@@ -472,7 +497,9 @@ private struct HeadLines {
     mutating func next() -> UnsafeRawBufferPointer? {
         guard self.position < self.bytes.count else { return nil }
         let end = self.bytes.index(of: UInt8(ascii: "\n"), from: self.position) ?? self.bytes.count
-        let lineEnd = end > self.position && self.bytes[end - 1] == UInt8(ascii: "\r") ? end - 1 : end
+        let hasReturn = end > self.position && self.bytes[end - 1] == UInt8(ascii: "\r")
+        self.sawBareLineFeed = end < self.bytes.count && !hasReturn
+        let lineEnd = hasReturn ? end - 1 : end
         let line = UnsafeRawBufferPointer(rebasing: self.bytes[self.position..<lineEnd])
         self.position = end + 1
         return line
@@ -483,6 +510,57 @@ private struct HeadLines {
 private func listTokens<Bytes: BidirectionalCollection>(_ value: Bytes) -> [String] where Bytes.Element == UInt8, Bytes.SubSequence: BidirectionalCollection {
     value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { element in
         String(decoding: HTTPRequestParser.trimmed(element), as: UTF8.self).lowercased()
+    }
+}
+
+/// An origin-form (`/path?query`), absolute-form (`http://host/path`) or,
+/// for OPTIONS, asterisk-form (`*`) target, of the characters a URI may hold
+/// (RFC 9112 §3.2, RFC 3986). Authority-form (CONNECT's) is not served here.
+private func isRequestTarget(_ target: UnsafeRawBufferPointer, method: UnsafeRawBufferPointer) -> Bool {
+    guard let first = target.first else { return false }
+    if target.count == 1 && first == UInt8(ascii: "*") { return method.equals("OPTIONS") }
+    guard first == UInt8(ascii: "/") || equalsIgnoringCase(target.prefix(7), "http://")
+            || equalsIgnoringCase(target.prefix(8), "https://") else { return false }
+    return target.allSatisfy { byte in
+        isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
+            || "-._~!$&'()*+,;=:@/?%[]".utf8.contains(byte)
+    }
+}
+
+/// What follows a chunk size's first `;` (RFC 9112 §7.1.1):
+/// `name [ "=" ( token / quoted-string ) ]`, further ones after `;`, blanks around `;` and `=`.
+private func isChunkExtensions(_ text: ArraySlice<UInt8>) -> Bool {
+    var index = text.startIndex
+    func skipBlanks() { while index < text.endIndex, text[index] == UInt8(ascii: " ") || text[index] == UInt8(ascii: "\t") { index += 1 } }
+    func token() -> Bool {
+        let start = index
+        while index < text.endIndex, isTokenCharacter(text[index]) { index += 1 }
+        return index > start
+    }
+    while true {
+        skipBlanks()
+        guard token() else { return false }
+        skipBlanks()
+        if index < text.endIndex, text[index] == UInt8(ascii: "=") {
+            index += 1
+            skipBlanks()
+            if index < text.endIndex, text[index] == UInt8(ascii: "\"") {
+                index += 1
+                while index < text.endIndex, text[index] != UInt8(ascii: "\"") {
+                    if text[index] == UInt8(ascii: "\\") { index += 1 }  // a quoted pair
+                    guard index < text.endIndex, isFieldValueCharacter(text[index]) else { return false }
+                    index += 1
+                }
+                guard index < text.endIndex else { return false }
+                index += 1
+            } else {
+                guard token() else { return false }
+            }
+            skipBlanks()
+        }
+        if index == text.endIndex { return true }
+        guard text[index] == UInt8(ascii: ";") else { return false }
+        index += 1
     }
 }
 
