@@ -70,6 +70,18 @@ import Testing
         cancelled.cancel()
         #expect(throws: EventLoopError.cancelled) { try cancelled.futureResult.wait() }
     }
+
+    @Test func workGivenToAStoppedLoopFailsOrCompletesButNeverVanishes() throws {
+        let loop = try EpollEventLoop(name: "test-loop")
+        let promise = loop.makePromise(of: Int.self)
+        try loop.syncShutdownGracefully()
+        #expect(throws: EventLoopError.shutdown) { try loop.submit { 1 }.wait() }
+        #expect(throws: EventLoopError.shutdown) { try loop.scheduleTask(in: .milliseconds(1)) { 1 }.futureResult.wait() }
+        // A promise made before still completes, its callbacks run as on the loop.
+        let callbackRanAsTheLoop = promise.futureResult.map { _ in loop.inEventLoop }
+        promise.succeed(1)
+        #expect(try callbackRanAsTheLoop.wait())
+    }
 }
 
 /// Connections on a real listening socket, driven by a plain blocking client.

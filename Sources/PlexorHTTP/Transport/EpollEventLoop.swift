@@ -99,12 +99,27 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     // MARK: EventLoop
 
-    var inEventLoop: Bool { pthread_equal(pthread_self(), self.threadID) != 0 }
+    var inEventLoop: Bool {
+        pthread_equal(pthread_self(), self.threadID) != 0
+            || DispatchQueue.getSpecific(key: Self.afterlifeKey) == ObjectIdentifier(self)
+    }
 
-    /// A task given after shutdown cannot run; `submit` and `scheduleTask`
-    /// fail their futures instead (`EventLoopError.shutdown`).
+    /// Once the loop has stopped, what is still given to it (completing a
+    /// promise, a future's callbacks) runs here, one at a time, as the loop.
+    private lazy var afterlife: DispatchQueue = {
+        let queue = DispatchQueue(label: "plexor.stopped-loop")
+        queue.setSpecific(key: Self.afterlifeKey, value: ObjectIdentifier(self))
+        return queue
+    }()
+    private static let afterlifeKey = DispatchSpecificKey<ObjectIdentifier>()
+
+    /// Work given after shutdown never vanishes: `submit` and `scheduleTask`
+    /// fail their futures (`EventLoopError.shutdown`), and what `execute` is
+    /// given (a promise's completion) runs in the loop's afterlife.
     func execute(_ task: @escaping @Sendable () -> Void) {
-        _ = self.enqueue(task)
+        if !self.enqueue(task) {
+            self.afterlife.async(execute: task)
+        }
     }
 
     func submit<T>(_ task: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
