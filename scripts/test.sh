@@ -2,11 +2,18 @@
 # Installs what is missing, builds, and runs the whole test suite. The
 # integration tests start their own PostgreSQL (or use DATABASE_URL); a few
 # also start the plexor executable itself, built here beside them.
+# With --release, the same suite runs against a release build (what ships:
+# optimised, without exclusivity checks in the hot modules) in .build/release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+build=(--build-path .build)
+if [ "${1:-}" = "--release" ]; then
+    shift
+    build+=(-c release -Xswiftc -enable-testing)
+fi
 ./scripts/install-dependencies.sh
-swift build --build-tests
-swift build --product plexor
-swift build --product plexor-fuzz
-swift test --skip-build "$@"
+swift build "${build[@]}" --build-tests
+swift build "${build[@]}" --product plexor
+swift build "${build[@]}" --product plexor-fuzz
+swift test "${build[@]}" --skip-build "$@"

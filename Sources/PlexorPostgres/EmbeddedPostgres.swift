@@ -31,9 +31,36 @@ public final class EmbeddedPostgres {
         }
     }
 
-    /// The libpq connection string of the running cluster.
+    /// The libpq connection string of the running cluster, as its superuser `plexor`.
     public var connectionString: String {
-        "host=\(self.dataDirectory) port=\(self.port) user=plexor dbname=postgres"
+        self.connectionString(user: "plexor")
+    }
+
+    /// The connection string as another role (trust authentication on the socket).
+    public func connectionString(user: String) -> String {
+        "host=\(self.dataDirectory) port=\(self.port) user=\(user) dbname=postgres"
+    }
+
+    /// The login roles an embedded setup uses instead of the superuser: the
+    /// gateway connects as `gateway` (granted `plexor_gateway`) and the
+    /// quick start publishes as `app` (granted `plexor_publisher`).
+    public static let gatewayRole = "gateway"
+    public static let publisherRole = "app"
+
+    /// Makes `gateway` and `app` if they are missing (after `plexor migrate`
+    /// has made the roles they are granted).
+    public func createLoginRoles(using connection: PostgresConnection) throws {
+        try connection.executeScript("""
+            SET client_min_messages = warning;
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '\(Self.gatewayRole)') THEN
+                    CREATE ROLE \(Self.gatewayRole) LOGIN IN ROLE plexor_gateway;
+                END IF;
+                IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '\(Self.publisherRole)') THEN
+                    CREATE ROLE \(Self.publisherRole) LOGIN IN ROLE plexor_publisher;
+                END IF;
+            END $$;
+            """)
     }
 
     /// Creates the cluster if it does not exist and starts it (or adopts it

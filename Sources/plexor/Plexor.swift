@@ -173,6 +173,8 @@ struct Serve: ParsableCommand {
         }
         defer { if startedEmbedded { try? embedded?.stop() } }
 
+        // Migrations and settings as the owner; then, embedded, the gateway
+        // runs with no more rights than plexor_gateway gives it.
         let connection = try PostgresConnection(configuration.connectionString)
         if embedded != nil || migrateExternal {
             try Migrator.migrate(connection)
@@ -181,6 +183,10 @@ struct Serve: ParsableCommand {
         }
         if let maxDataBytes = try maximumDataBytes(self.maxDataBytes, environment) {
             try connection.setMaximumDataBytes(maxDataBytes)
+        }
+        if let embedded {
+            try embedded.createLoginRoles(using: connection)
+            configuration.connectionString = embedded.connectionString(user: EmbeddedPostgres.gatewayRole)
         }
 
         let gateway = try Gateway.start(configuration, logger: logger)
@@ -200,7 +206,7 @@ struct Serve: ParsableCommand {
     static func printWelcome(gateway: Gateway, configuration: GatewayConfiguration, embedded: EmbeddedPostgres?) {
         let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
         let base = "http://\(host):\(gateway.localPort)"
-        let psql = embedded.map { "psql '\($0.connectionString)'" } ?? "psql \"$DATABASE_URL\""
+        let psql = embedded.map { "psql '\($0.connectionString(user: EmbeddedPostgres.publisherRole))'" } ?? "psql \"$DATABASE_URL\""
         print("""
             Plexor is serving on \(base)
               wait for messages:  curl '\(base)/poll?tags=chat'

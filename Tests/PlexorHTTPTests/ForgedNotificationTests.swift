@@ -8,14 +8,8 @@ import Testing
 /// Any database session can `NOTIFY` any channel with any payload: only the
 /// trigger's signed payloads may make a gateway deliver.
 @Suite struct ForgedNotificationTests {
-    /// The value of one sample in the gateway's `/metrics`.
     func metric(_ gateway: Gateway, _ sample: String) async throws -> Int {
-        let text = try await TestHTTPClient.get(port: gateway.localPort, "/metrics").body
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(sample + " ") }),
-              let value = Int(line.dropFirst(sample.count + 1)) else {
-            throw TestFailure("/metrics has no \(sample)")
-        }
-        return value
+        try await PlexorHTTPTests.metric(port: gateway.localPort, sample)
     }
 
     static let unsigned = #"plexor_listener_notifications_dropped_total{reason="unsigned"}"#

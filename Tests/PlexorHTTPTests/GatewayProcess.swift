@@ -9,8 +9,12 @@ final class GatewayProcess: @unchecked Sendable {  // used by one test at a time
     let port: Int
     private let output: Pipe
 
-    /// `descriptorLimit`: `ulimit -n` for the process.
-    init(arguments: [String] = [], descriptorLimit: Int? = nil) throws {
+    /// The welcome `plexor serve` printed.
+    let welcome: String
+
+    /// `descriptorLimit`: `ulimit -n` for the process. `embedded`: a data
+    /// directory, to serve an embedded PostgreSQL there instead of the test database.
+    init(arguments: [String] = [], descriptorLimit: Int? = nil, embedded: String? = nil) throws {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let executable = [directory, directory.deletingLastPathComponent()]
             .map { $0.appendingPathComponent("plexor").path }
@@ -20,16 +24,17 @@ final class GatewayProcess: @unchecked Sendable {  // used by one test at a time
         }
         let limit = descriptorLimit.map { "ulimit -n \($0) && " } ?? ""
         self.process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        self.process.arguments = ["-c", limit + "exec \"$0\" serve --port 0 --log-level warning \"$@\"", executable,
-                                  "--database-url", try TestDatabase.connectionString] + arguments
+        let database = try embedded.map { ["--data-dir", $0] } ?? ["--database-url", try TestDatabase.connectionString]
+        self.process.arguments = ["-c", limit + "exec \"$0\" serve --port 0 --log-level warning \"$@\"", executable]
+            + database + arguments
         self.output = Pipe()
         self.process.standardOutput = self.output
         self.process.standardError = FileHandle.nullDevice
         try self.process.run()
-        // The welcome line names the port: "Plexor is serving on http://127.0.0.1:PORT".
+        // The welcome names the port: "Plexor is serving on http://127.0.0.1:PORT", then three more lines.
         var text = ""
         let reader = self.output.fileHandleForReading
-        while !text.contains("\n") {
+        while text.filter({ $0 == "\n" }).count < 4 {
             let data = reader.availableData
             guard !data.isEmpty else {
                 self.process.terminate()
@@ -43,6 +48,7 @@ final class GatewayProcess: @unchecked Sendable {  // used by one test at a time
             throw TestFailure("no port in plexor's welcome: \(text)")
         }
         self.port = port
+        self.welcome = text
     }
 
     /// Resident memory, in bytes (from /proc).

@@ -99,7 +99,7 @@ import Testing
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(60)
         while clock.now < deadline {
-            let now = try await self.answeredPolls(port: gateway.port)
+            let now = try await metric(port: gateway.port, #"plexor_polls_answered_total{outcome="messages"}"#)
             if now == answered { break }
             answered = now
             try await Task.sleep(for: .milliseconds(500))
@@ -110,15 +110,6 @@ import Testing
         // Everyone else is still served.
         #expect(try await TestHTTPClient.get(port: gateway.port, "/healthz").status == .ok)
         withExtendedLifetime(flooder) {}
-    }
-
-    /// `plexor_polls_answered_total{outcome="messages"}` of a gateway.
-    func answeredPolls(port: Int) async throws -> Int {
-        let text = try await TestHTTPClient.get(port: port, "/metrics").body
-        let sample = #"plexor_polls_answered_total{outcome="messages"} "#
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(sample) }),
-              let value = Int(line.dropFirst(sample.count)) else { throw TestFailure("no \(sample) in /metrics") }
-        return value
     }
 
     @Test func atTheDescriptorLimitANewClientGetsA503NotAHang() async throws {

@@ -39,6 +39,16 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: ()
     }
 }
 
+/// The value of one sample in a gateway's `/metrics` (`name` or `name{labels}`).
+func metric(port: Int, _ sample: String) async throws -> Int {
+    let text = try await TestHTTPClient.get(port: port, "/metrics").body
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(sample + " ") }),
+          let value = Int(line.dropFirst(sample.count + 1)) else {
+        throw TestFailure("/metrics has no \(sample)")
+    }
+    return value
+}
+
 extension Gateway {
     var parked: Int { self.metrics.parkedPolls.load(ordering: .relaxed) }
 }
