@@ -73,17 +73,22 @@ final class SocketConnection: EpollRegistration, ResponseSink {
 
     override func ready(events: UInt32) {
         if events & cepoll_out != 0 { self.sendUnsent() }
-        if events & (cepoll_in | cepoll_hup | cepoll_err) != 0 { self.readAvailable() }
+        if events & (cepoll_hup | cepoll_err) != 0 {
+            // Reported even while reading is paused: the read finds the end or the error.
+            self.readAvailable(evenIfPaused: true)
+        } else if events & cepoll_in != 0 {
+            self.readAvailable(evenIfPaused: false)
+        }
     }
 
     override func loopClosed() {
         self.close()
     }
 
-    private func readAvailable() {
+    private func readAvailable(evenIfPaused: Bool) {
         let buffer = self.loop.readBuffer
         for _ in 0..<Self.readsPerWakeup {
-            guard self.isOpen, self.isWritable else { return }
+            guard self.isOpen, self.isWritable || evenIfPaused else { return }
             let count = Glibc.read(self.descriptor, buffer.baseAddress, buffer.count)
             if count > 0 {
                 self.handler?.received(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: buffer[..<count])))
