@@ -231,15 +231,8 @@ struct JSONScanner {
     private mutating func scanHex4() throws(Failure) -> UInt32 {
         var value: UInt32 = 0
         for _ in 0..<4 {
-            guard let byte = self.next() else { throw self.failure("four hex digits") }
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw self.failure("four hex digits")
-            }
-            value = value << 4 | digit
+            guard let byte = self.next(), let digit = hexDigitValue(byte) else { throw self.failure("four hex digits") }
+            value = value << 4 | UInt32(digit)
         }
         return value
     }
