@@ -15,13 +15,16 @@ targets=${FUZZ_TARGETS:-http poll publish notification}
 # point itself, so plexor-fuzz's main calls LLVMFuzzerRunDriver instead.
 runtime=$(ls "$(dirname "$(readlink -f "$(command -v swiftc)")")"/../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a | head -1)
 [ -f "$runtime" ] || { echo "fuzz.sh: libFuzzer's runtime is not in this Swift toolchain" >&2; exit 1; }
-swift build -c release --scratch-path .build/fuzz --product plexor-fuzz \
+mkdir -p .build/fuzz/crashes
+if ! swift build -c release --scratch-path .build/fuzz --product plexor-fuzz \
     -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table \
     -Xswiftc -DFUZZING -Xlinker --whole-archive -Xlinker "$runtime" -Xlinker --no-whole-archive -Xlinker -lstdc++ \
-    2>&1 | grep -E "error|Compiling plexor_fuzz|Build" || true
+    > .build/fuzz/build.log 2>&1; then
+    grep -E "error" .build/fuzz/build.log >&2 || tail -20 .build/fuzz/build.log >&2
+    echo "fuzz.sh: the fuzz build failed" >&2
+    exit 1
+fi
 binary=.build/fuzz/release/plexor-fuzz
-[ -x "$binary" ] || { echo "fuzz.sh: the fuzz build failed" >&2; exit 1; }
-mkdir -p .build/fuzz/crashes
 for target in $targets; do
     corpus=.build/fuzz/corpus/$target
     mkdir -p "$corpus"

@@ -194,3 +194,17 @@ import Testing
         #expect(parser.next() == nil)
     }
 }
+
+@Suite struct ByteSetTests {
+    func members(_ set: ByteSet) -> String {
+        String(decoding: (0...255).map(UInt8.init).filter(set.contains), as: UTF8.self)
+    }
+
+    @Test func eachSetHoldsExactlyItsCharacters() {
+        let alphanumerics = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        func sorted(_ text: String) -> String { String(decoding: Array(text.utf8).sorted(), as: UTF8.self) }
+        #expect(self.members(.token) == sorted(alphanumerics + "!#$%&'*+-.^_`|~"))
+        #expect(self.members(.uri) == sorted(alphanumerics + "-._~!$&'()*+,;=:@/?%[]"))
+        #expect(self.members(.hostName) == sorted(alphanumerics + "-._~!$&'()*+,;=%"))
+    }
+}

@@ -521,10 +521,7 @@ private func isRequestTarget(_ target: UnsafeRawBufferPointer, method: UnsafeRaw
     if target.count == 1 && first == UInt8(ascii: "*") { return method.equals("OPTIONS") }
     guard first == UInt8(ascii: "/") || equalsIgnoringCase(target.prefix(7), "http://")
             || equalsIgnoringCase(target.prefix(8), "https://") else { return false }
-    return target.allSatisfy { byte in
-        isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
-            || "-._~!$&'()*+,;=:@/?%[]".utf8.contains(byte)
-    }
+    return target.allSatisfy(ByteSet.uri.contains)
 }
 
 /// What follows a chunk size's first `;` (RFC 9112 §7.1.1):
@@ -585,11 +582,7 @@ private func isValidHost(_ value: UnsafeRawBufferPointer) -> Bool {
     } else {
         let colon = host.firstIndex(of: UInt8(ascii: ":")) ?? host.endIndex
         let name = host[..<colon]
-        // reg-name: unreserved, sub-delims and percent-encodings.
-        guard name.allSatisfy({ byte in
-            isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
-                || "-._~!$&'()*+,;=%".utf8.contains(byte)
-        }) else { return false }
+        guard name.allSatisfy(ByteSet.hostName.contains) else { return false }
         host = host[colon...]
     }
     guard let colon = host.first else { return true }
@@ -603,17 +596,9 @@ private func isDigit(_ byte: UInt8) -> Bool {
 }
 
 /// `tchar` of RFC 9110 §5.6.2: what methods and field names are made of.
+@inline(__always)
 private func isTokenCharacter(_ byte: UInt8) -> Bool {
-    switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-        return true
-    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-         UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-         UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-        return true
-    default:
-        return false
-    }
+    ByteSet.token.contains(byte)
 }
 
 private func equalsIgnoringCase<Bytes: Collection>(_ bytes: Bytes, _ lowercase: StaticString) -> Bool where Bytes.Element == UInt8 {
