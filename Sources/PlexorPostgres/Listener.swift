@@ -389,7 +389,12 @@ public final class Listener: @unchecked Sendable {
         var metadata = metadata
         metadata["reason"] = "\(reason.rawValue)"
         if suppressed > 0 { metadata["dropped_since_last_warning"] = "\(suppressed)" }
-        self.logger.warning("dropped a notification that the publish trigger did not send", metadata: metadata)
+        let what = switch reason {
+        case .unsigned: "dropped a notification the publish trigger did not sign (sent by another database session)"
+        case .malformed: "dropped a signed notification this gateway cannot read (is a newer version migrating?)"
+        case .mismatchedReference: "dropped a reference to a message that does not carry its tag at that seq"
+        }
+        self.logger.warning("\(what)", metadata: metadata)
     }
 
     // MARK: Waking
