@@ -15,7 +15,6 @@ public final class BatchingPublisher: @unchecked Sendable {
         var promise: EventLoopPromise<PublishedMessage>
     }
 
-    private let connectionString: String
     private let maximumBatch: Int
     private let logger: Logger
     /// Guards `queue` and `stopping`, and wakes the thread.
@@ -23,11 +22,12 @@ public final class BatchingPublisher: @unchecked Sendable {
     private var queue: [Pending] = []
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
-    private var connection: PostgresConnection?
+    /// Used only on the publisher's thread.
+    private var connection: ReconnectingConnection
     private var started = false
 
     public init(connectionString: String, maximumBatch: Int = 500, logger: Logger) {
-        self.connectionString = connectionString
+        self.connection = ReconnectingConnection(connectionString, applicationName: "plexor-publisher")
         self.maximumBatch = maximumBatch
         self.logger = logger
     }
@@ -83,7 +83,7 @@ public final class BatchingPublisher: @unchecked Sendable {
 
     private func publish(_ batch: [Pending]) {
         do {
-            let published = try self.withConnection { try $0.publish(batch.map(\.request)) }
+            let published = try self.connection.use { try $0.publish(batch.map(\.request)) }
             for (pending, message) in zip(batch, published) { pending.promise.succeed(message) }
         } catch let error as PostgresError where error.isInvalidInput && batch.count > 1 {
             for pending in batch { self.publish([pending]) }
@@ -92,11 +92,4 @@ public final class BatchingPublisher: @unchecked Sendable {
         }
     }
 
-    private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        if self.connection == nil || !self.connection!.isHealthy {
-            self.connection = nil
-            self.connection = try PostgresConnection(self.connectionString, applicationName: "plexor-publisher")
-        }
-        return try body(self.connection!)
-    }
 }

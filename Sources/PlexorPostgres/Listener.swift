@@ -76,7 +76,7 @@ public final class Listener: @unchecked Sendable {
     private let wakeDescriptors: (read: Int32, write: Int32)
     private let fetchQueue = DispatchQueue(label: "plexor.listener.fetch")
     /// Used only on `fetchQueue`.
-    private var fetchConnection: PostgresConnection?
+    private var fetchConnection: ReconnectingConnection
     /// Used only on the listener thread.
     private var channelNames: [Tag: String] = [:]
     /// The trigger's signing key, read on each connection. Listener thread only.
@@ -88,6 +88,7 @@ public final class Listener: @unchecked Sendable {
 
     public init(connectionString: String, linger: TimeAmount = .seconds(30), logger: Logger) {
         self.connectionString = connectionString
+        self.fetchConnection = ReconnectingConnection(connectionString, applicationName: "plexor-fetch")
         self.linger = linger
         self.logger = logger
         var descriptors: [Int32] = [0, 0]
@@ -123,7 +124,7 @@ public final class Listener: @unchecked Sendable {
         self.state.withLockedValue { $0.stopping = true }
         self.wake()
         self.finished.wait()
-        self.fetchQueue.sync { self.fetchConnection = nil }
+        self.fetchQueue.sync { self.fetchConnection.close() }
     }
 
     public var status: Status {
@@ -341,13 +342,10 @@ public final class Listener: @unchecked Sendable {
             case .reference(let tag, let seq, let id):
                 if fetched[id] == nil {
                     do {
-                        if self.fetchConnection == nil || !self.fetchConnection!.isHealthy {
-                            self.fetchConnection = try PostgresConnection(self.connectionString, applicationName: "plexor-fetch")
-                        }
-                        fetched[id] = try self.fetchConnection!.fetchMessage(id: id)
+                        fetched[id] = try self.fetchConnection.use { try $0.fetchMessage(id: id) }
                     } catch {
                         self.logger.warning("could not fetch a large message", metadata: ["id": "\(id)", "error": "\(error)"])
-                        self.fetchConnection = nil
+                        self.fetchConnection.close()
                         failed = true
                         fetched[id] = .some(nil)
                     }
