@@ -43,7 +43,7 @@ struct Migrate: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(name: .long, help: ArgumentHelp("Largest message data the database accepts, in bytes. Env: PLEXOR_MAX_DATA_BYTES.", valueName: "bytes"))
+    @Option(name: Settings.maxDataBytes.name, help: Settings.maxDataBytes.argumentHelp)
     var maxDataBytes: Int?
 
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical. Env: PLEXOR_LOG_LEVEL.")
@@ -74,9 +74,11 @@ struct Migrate: ParsableCommand {
     }
 }
 
+/// `--max-data-bytes` when given (else the database keeps what it has).
 func maximumDataBytes(_ flag: Int?, _ environment: Environment) throws -> Int? {
-    guard flag != nil || environment.variables["PLEXOR_MAX_DATA_BYTES"] != nil else { return nil }
-    return try environment.integer(flag, "PLEXOR_MAX_DATA_BYTES", default: 262_144, range: 1...(1 << 30), option: "--max-data-bytes")
+    let setting = Settings.maxDataBytes
+    guard flag != nil || environment.variables[setting.environment] != nil else { return nil }
+    return try setting.value(flag, environment)
 }
 
 struct Serve: ParsableCommand {
@@ -84,9 +86,9 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: "Address to listen on. Env: PLEXOR_HOST. Default 127.0.0.1 (use 0.0.0.0 behind a proxy on another host).")
+    @Option(help: "Address to listen on. Env: PLEXOR_HOST. Default \(Settings.defaults.host) (use 0.0.0.0 behind a proxy on another host).")
     var host: String?
-    @Option(help: "HTTP port. Env: PLEXOR_PORT. Default 8080.")
+    @Option(name: Settings.port.name, help: Settings.port.argumentHelp)
     var port: Int?
     @Flag(help: "Share --port with other plexor processes on this host (SO_REUSEPORT): the kernel spreads connections over them. Env: PLEXOR_REUSE_PORT=1.")
     var reusePort = false
@@ -94,37 +96,37 @@ struct Serve: ParsableCommand {
     var statusPort: Int?
     @Flag(help: "Apply migrations before serving an existing database (the embedded one is always migrated). Env: PLEXOR_MIGRATE=1.")
     var migrate = false
-    @Option(help: ArgumentHelp("Open connections beyond this get a 503 at once (lowered to fit the file descriptor limit). Env: PLEXOR_MAX_CONNECTIONS. Default 10000.", valueName: "n"))
+    @Option(name: Settings.maxConnections.name, help: Settings.maxConnections.argumentHelp)
     var maxConnections: Int?
-    @Option(help: ArgumentHelp("Seconds a request may take to arrive whole (head and body) from its first byte; then a 408 and the connection closes. Env: PLEXOR_HEADER_TIMEOUT. Default 10.", valueName: "seconds"))
+    @Option(name: Settings.headerTimeout.name, help: Settings.headerTimeout.argumentHelp)
     var headerTimeout: Int?
-    @Option(help: ArgumentHelp("Seconds a keep-alive connection may wait with no request before it is closed. Env: PLEXOR_IDLE_TIMEOUT. Default 60.", valueName: "seconds"))
+    @Option(name: Settings.idleTimeout.name, help: Settings.idleTimeout.argumentHelp)
     var idleTimeout: Int?
-    @Option(help: ArgumentHelp("Most tags one poll may list. Env: PLEXOR_MAX_TAGS_PER_POLL. Default 100.", valueName: "n"))
+    @Option(name: Settings.maxTagsPerPoll.name, help: Settings.maxTagsPerPoll.argumentHelp)
     var maxTagsPerPoll: Int?
-    @Option(help: ArgumentHelp("Poll timeout when a poll names none, in seconds. Env: PLEXOR_DEFAULT_TIMEOUT. Default 25.", valueName: "seconds"))
+    @Option(name: Settings.defaultTimeout.name, help: Settings.defaultTimeout.argumentHelp)
     var defaultTimeout: Int?
-    @Option(help: ArgumentHelp("Longer poll timeouts are lowered to this. Env: PLEXOR_MAX_TIMEOUT. Default 60.", valueName: "seconds"))
+    @Option(name: Settings.maxTimeout.name, help: Settings.maxTimeout.argumentHelp)
     var maxTimeout: Int?
-    @Option(help: ArgumentHelp("Access-Control-Allow-Origin; empty sends no CORS headers. Env: PLEXOR_CORS_ORIGIN. Default *.", valueName: "origin"))
+    @Option(help: ArgumentHelp("Access-Control-Allow-Origin; empty sends no CORS headers. Env: PLEXOR_CORS_ORIGIN. Default \(Settings.defaults.corsOrigin ?? "none").", valueName: "origin"))
     var corsOrigin: String?
     @Option(help: ArgumentHelp("Enables POST /publish for requests with Authorization: Bearer <token>. Env: PLEXOR_PUBLISH_TOKEN.", valueName: "token"))
     var publishToken: String?
-    @Option(help: ArgumentHelp("Largest request body, in bytes. Env: PLEXOR_MAX_BODY_BYTES. Default 1048576.", valueName: "bytes"))
+    @Option(name: Settings.maxBodyBytes.name, help: Settings.maxBodyBytes.argumentHelp)
     var maxBodyBytes: Int?
-    @Option(help: ArgumentHelp("Largest message data the database accepts, in bytes (stored in the database). Env: PLEXOR_MAX_DATA_BYTES. Default 262144.", valueName: "bytes"))
+    @Option(name: Settings.maxDataBytes.name, help: Settings.maxDataBytes.argumentHelp)
     var maxDataBytes: Int?
-    @Option(help: ArgumentHelp("Drop messages older than this many seconds; 0 keeps them. Env: PLEXOR_RETENTION_MAX_AGE. Default 86400.", valueName: "seconds"))
+    @Option(name: Settings.retentionMaxAge.name, help: Settings.retentionMaxAge.argumentHelp)
     var retentionMaxAge: Int?
-    @Option(help: ArgumentHelp("Keep at most this many messages per tag; 0 keeps all. Env: PLEXOR_RETENTION_MAX_PER_TAG. Default 10000.", valueName: "n"))
+    @Option(name: Settings.retentionMaxPerTag.name, help: Settings.retentionMaxPerTag.argumentHelp)
     var retentionMaxPerTag: Int?
-    @Option(help: ArgumentHelp("Seconds between retention runs. Env: PLEXOR_RETENTION_INTERVAL. Default 60.", valueName: "seconds"))
+    @Option(name: Settings.retentionInterval.name, help: Settings.retentionInterval.argumentHelp)
     var retentionInterval: Int?
-    @Option(help: ArgumentHelp("Messages one catch-up reads per tag. Env: PLEXOR_CATCH_UP_LIMIT. Default 100.", valueName: "n"))
+    @Option(name: Settings.catchUpLimit.name, help: Settings.catchUpLimit.argumentHelp)
     var catchUpLimit: Int?
-    @Option(help: ArgumentHelp("Database connections for catch-up queries. Env: PLEXOR_QUERY_CONNECTIONS. Default 4.", valueName: "n"))
+    @Option(name: Settings.queryConnections.name, help: Settings.queryConnections.argumentHelp)
     var queryConnections: Int?
-    @Option(help: ArgumentHelp("Event loop threads. Env: PLEXOR_THREADS. Default: one per core.", valueName: "n"))
+    @Option(name: Settings.threads.name, help: Settings.threads.argumentHelp)
     var threads: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: PLEXOR_LOG_LEVEL.")
     var logLevel: String?
@@ -133,31 +135,28 @@ struct Serve: ParsableCommand {
         let logger = try makeLogger(self.logLevel)
         let environment = Environment()
         var configuration = GatewayConfiguration(connectionString: "")
-        configuration.host = environment.string(self.host, "PLEXOR_HOST") ?? "127.0.0.1"
-        configuration.port = try environment.integer(self.port, "PLEXOR_PORT", default: 8080, range: 0...65535, option: "--port")
+        configuration.host = environment.string(self.host, "PLEXOR_HOST") ?? Settings.defaults.host
+        try Settings.port.apply(self.port, environment, to: &configuration)
         configuration.reusePort = self.reusePort || environment.variables["PLEXOR_REUSE_PORT"] == "1"
         if self.statusPort != nil || environment.variables["PLEXOR_STATUS_PORT"] != nil {
             configuration.statusPort = try environment.integer(self.statusPort, "PLEXOR_STATUS_PORT", default: 0, range: 0...65535, option: "--status-port")
         }
-        configuration.maximumConnections = try environment.integer(self.maxConnections, "PLEXOR_MAX_CONNECTIONS", default: 10_000, range: 1...10_000_000, option: "--max-connections")
-        configuration.headerTimeoutSeconds = try environment.integer(self.headerTimeout, "PLEXOR_HEADER_TIMEOUT", default: 10, range: 1...3600, option: "--header-timeout")
-        configuration.idleTimeoutSeconds = try environment.integer(self.idleTimeout, "PLEXOR_IDLE_TIMEOUT", default: 60, range: 1...86_400, option: "--idle-timeout")
-        configuration.pollLimits = PollLimits(
-            maximumTags: try environment.integer(self.maxTagsPerPoll, "PLEXOR_MAX_TAGS_PER_POLL", default: 100, range: 1...10_000, option: "--max-tags-per-poll"),
-            defaultTimeout: try environment.integer(self.defaultTimeout, "PLEXOR_DEFAULT_TIMEOUT", default: 25, range: 0...86_400, option: "--default-timeout"),
-            maximumTimeout: try environment.integer(self.maxTimeout, "PLEXOR_MAX_TIMEOUT", default: 60, range: 0...86_400, option: "--max-timeout")
-        )
-        let origin = environment.string(self.corsOrigin, "PLEXOR_CORS_ORIGIN") ?? "*"
+        try Settings.maxConnections.apply(self.maxConnections, environment, to: &configuration)
+        try Settings.headerTimeout.apply(self.headerTimeout, environment, to: &configuration)
+        try Settings.idleTimeout.apply(self.idleTimeout, environment, to: &configuration)
+        try Settings.maxTagsPerPoll.apply(self.maxTagsPerPoll, environment, to: &configuration)
+        try Settings.defaultTimeout.apply(self.defaultTimeout, environment, to: &configuration)
+        try Settings.maxTimeout.apply(self.maxTimeout, environment, to: &configuration)
+        let origin = environment.string(self.corsOrigin, "PLEXOR_CORS_ORIGIN") ?? Settings.defaults.corsOrigin ?? ""
         configuration.corsOrigin = origin.isEmpty ? nil : origin
         configuration.publishToken = environment.string(self.publishToken, "PLEXOR_PUBLISH_TOKEN").flatMap { $0.isEmpty ? nil : $0 }
-        configuration.maximumBodyBytes = try environment.integer(self.maxBodyBytes, "PLEXOR_MAX_BODY_BYTES", default: 1 << 20, range: 1...(1 << 30), option: "--max-body-bytes")
-        let maxAge = try environment.integer(self.retentionMaxAge, "PLEXOR_RETENTION_MAX_AGE", default: 86_400, range: 0...Int(Int32.max), option: "--retention-max-age")
-        let maxPerTag = try environment.integer(self.retentionMaxPerTag, "PLEXOR_RETENTION_MAX_PER_TAG", default: 10_000, range: 0...Int(Int32.max), option: "--retention-max-per-tag")
-        configuration.retention = RetentionPolicy(maximumAgeSeconds: maxAge == 0 ? nil : maxAge, maximumPerTag: maxPerTag == 0 ? nil : maxPerTag)
-        configuration.retentionInterval = .seconds(Int64(try environment.integer(self.retentionInterval, "PLEXOR_RETENTION_INTERVAL", default: 60, range: 1...86_400, option: "--retention-interval")))
-        configuration.catchUpLimitPerTag = try environment.integer(self.catchUpLimit, "PLEXOR_CATCH_UP_LIMIT", default: 100, range: 1...100_000, option: "--catch-up-limit")
-        configuration.queryConnections = try environment.integer(self.queryConnections, "PLEXOR_QUERY_CONNECTIONS", default: 4, range: 1...1000, option: "--query-connections")
-        configuration.eventLoopThreads = try environment.integer(self.threads, "PLEXOR_THREADS", default: System.coreCount, range: 1...ListenRegistry.maximumSinks, option: "--threads")
+        try Settings.maxBodyBytes.apply(self.maxBodyBytes, environment, to: &configuration)
+        try Settings.retentionMaxAge.apply(self.retentionMaxAge, environment, to: &configuration)
+        try Settings.retentionMaxPerTag.apply(self.retentionMaxPerTag, environment, to: &configuration)
+        try Settings.retentionInterval.apply(self.retentionInterval, environment, to: &configuration)
+        try Settings.catchUpLimit.apply(self.catchUpLimit, environment, to: &configuration)
+        try Settings.queryConnections.apply(self.queryConnections, environment, to: &configuration)
+        try Settings.threads.apply(self.threads, environment, to: &configuration)
         let migrateExternal = self.migrate || environment.variables["PLEXOR_MIGRATE"] == "1"
 
         var embedded: EmbeddedPostgres?

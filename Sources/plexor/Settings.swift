@@ -1,0 +1,120 @@
+import ArgumentParser
+import NIOCore
+import PlexorHTTP
+import PlexorPostgres
+
+/// A whole-number setting of `plexor serve`, defined once: its flag, its
+/// environment variable, its range, its help, and where it lives in the
+/// gateway's configuration, whose own default is the setting's default.
+struct IntegerSetting {
+    /// The long flag, without `--`.
+    let flag: String
+    let environment: String
+    let range: ClosedRange<Int>
+    let help: String
+    let valueName: String
+    /// Reads the setting from a configuration and writes it back.
+    let get: (GatewayConfiguration) -> Int
+    let set: (inout GatewayConfiguration, Int) -> Void
+
+    init(_ flag: String, _ environment: String, range: ClosedRange<Int>, valueName: String, help: String,
+         get: @escaping (GatewayConfiguration) -> Int, set: @escaping (inout GatewayConfiguration, Int) -> Void) {
+        self.flag = flag
+        self.environment = environment
+        self.range = range
+        self.help = help
+        self.valueName = valueName
+        self.get = get
+        self.set = set
+    }
+
+    /// Most settings are a plain property of the configuration.
+    init(_ flag: String, _ environment: String, _ keyPath: WritableKeyPath<GatewayConfiguration, Int>,
+         range: ClosedRange<Int>, valueName: String, help: String) {
+        self.init(flag, environment, range: range, valueName: valueName, help: help,
+                  get: { $0[keyPath: keyPath] }, set: { $0[keyPath: keyPath] = $1 })
+    }
+
+    var defaultValue: Int { self.get(Settings.defaults) }
+
+    var name: NameSpecification { .customLong(self.flag) }
+
+    var argumentHelp: ArgumentHelp {
+        ArgumentHelp("\(self.help) Env: \(self.environment). Default \(self.defaultShown).", valueName: self.valueName)
+    }
+
+    /// How the default reads in help: the thread count depends on the machine.
+    private var defaultShown: String {
+        self.flag == "threads" ? "one per core" : String(self.defaultValue)
+    }
+
+    /// The flag's value, else the environment's, else the default; checked against the range.
+    func value(_ flag: Int?, _ environment: Environment) throws -> Int {
+        try environment.integer(flag, self.environment, default: self.defaultValue, range: self.range, option: "--\(self.flag)")
+    }
+
+    func apply(_ flag: Int?, _ environment: Environment, to configuration: inout GatewayConfiguration) throws {
+        self.set(&configuration, try self.value(flag, environment))
+    }
+}
+
+/// Every whole-number setting of `plexor serve`, in the order `--help` lists them.
+enum Settings {
+    /// A configuration with nothing changed: where every default comes from.
+    static let defaults = GatewayConfiguration(connectionString: "")
+
+    static let port = IntegerSetting("port", "PLEXOR_PORT", \.port, range: 0...65535, valueName: "port",
+        help: "HTTP port.")
+    static let maxConnections = IntegerSetting("max-connections", "PLEXOR_MAX_CONNECTIONS", \.maximumConnections,
+        range: 1...10_000_000, valueName: "n",
+        help: "Open connections beyond this get a 503 at once (lowered to fit the file descriptor limit).")
+    static let headerTimeout = IntegerSetting("header-timeout", "PLEXOR_HEADER_TIMEOUT", \.headerTimeoutSeconds,
+        range: 1...3600, valueName: "seconds",
+        help: "Seconds a request may take to arrive whole (head and body) from its first byte; then a 408 and the connection closes.")
+    static let idleTimeout = IntegerSetting("idle-timeout", "PLEXOR_IDLE_TIMEOUT", \.idleTimeoutSeconds,
+        range: 1...86_400, valueName: "seconds",
+        help: "Seconds a keep-alive connection may wait with no request before it is closed.")
+    static let maxTagsPerPoll = IntegerSetting("max-tags-per-poll", "PLEXOR_MAX_TAGS_PER_POLL", \.pollLimits.maximumTags,
+        range: 1...10_000, valueName: "n",
+        help: "Most tags one poll may list.")
+    static let defaultTimeout = IntegerSetting("default-timeout", "PLEXOR_DEFAULT_TIMEOUT", \.pollLimits.defaultTimeout,
+        range: 0...86_400, valueName: "seconds",
+        help: "Poll timeout when a poll names none, in seconds.")
+    static let maxTimeout = IntegerSetting("max-timeout", "PLEXOR_MAX_TIMEOUT", \.pollLimits.maximumTimeout,
+        range: 0...86_400, valueName: "seconds",
+        help: "Longer poll timeouts are lowered to this.")
+    static let maxBodyBytes = IntegerSetting("max-body-bytes", "PLEXOR_MAX_BODY_BYTES", \.maximumBodyBytes,
+        range: 1...(1 << 30), valueName: "bytes",
+        help: "Largest request body, in bytes.")
+    static let retentionMaxAge = IntegerSetting("retention-max-age", "PLEXOR_RETENTION_MAX_AGE",
+        range: 0...Int(Int32.max), valueName: "seconds",
+        help: "Drop messages older than this many seconds; 0 keeps them.",
+        get: { $0.retention.maximumAgeSeconds ?? 0 },
+        set: { $0.retention.maximumAgeSeconds = $1 == 0 ? nil : $1 })
+    static let retentionMaxPerTag = IntegerSetting("retention-max-per-tag", "PLEXOR_RETENTION_MAX_PER_TAG",
+        range: 0...Int(Int32.max), valueName: "n",
+        help: "Keep at most this many messages per tag; 0 keeps all.",
+        get: { $0.retention.maximumPerTag ?? 0 },
+        set: { $0.retention.maximumPerTag = $1 == 0 ? nil : $1 })
+    static let retentionInterval = IntegerSetting("retention-interval", "PLEXOR_RETENTION_INTERVAL",
+        range: 1...86_400, valueName: "seconds",
+        help: "Seconds between retention runs.",
+        get: { Int($0.retentionInterval.nanoseconds / 1_000_000_000) },
+        set: { $0.retentionInterval = .seconds(Int64($1)) })
+    static let catchUpLimit = IntegerSetting("catch-up-limit", "PLEXOR_CATCH_UP_LIMIT", \.catchUpLimitPerTag,
+        range: 1...100_000, valueName: "n",
+        help: "Messages one catch-up reads per tag.")
+    static let queryConnections = IntegerSetting("query-connections", "PLEXOR_QUERY_CONNECTIONS", \.queryConnections,
+        range: 1...1000, valueName: "n",
+        help: "Database connections for catch-up queries.")
+    static let threads = IntegerSetting("threads", "PLEXOR_THREADS", \.eventLoopThreads,
+        range: 1...ListenRegistry.maximumSinks, valueName: "n",
+        help: "Event loop threads.")
+
+    /// Not part of a gateway's configuration: stored in the database, and
+    /// set only when given (on `serve` and on `migrate`).
+    static let maxDataBytes = IntegerSetting("max-data-bytes", "PLEXOR_MAX_DATA_BYTES",
+        range: 1...(1 << 30), valueName: "bytes",
+        help: "Largest message data the database accepts, in bytes (stored in the database).",
+        get: { _ in 262_144 }, set: { _, _ in })
+}
