@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -30,6 +31,7 @@ let package = Package(
             name: "PlexorCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: hotPathSettings
         ),
@@ -51,6 +53,7 @@ let package = Package(
             name: "PlexorHTTP",
             dependencies: [
                 "CEpoll",
+                .product(name: "HeapModule", package: "swift-collections"),
                 "PlexorCore",
                 "PlexorPostgres",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import HeapModule
 import NIOCore
 
 /// Identifies one poll within one hub.
@@ -309,39 +310,28 @@ public struct Hub {
     }
 }
 
-/// A binary min-heap of deadlines. Entries of polls that left early stay
-/// until they surface (checked against the poll), so leaving costs nothing.
+/// The parked polls' deadlines, soonest first. Entries of polls that left
+/// early stay until they surface (checked against the poll), so leaving
+/// costs nothing.
 struct DeadlineHeap {
-    private var entries: [(NIODeadline, PollID)] = []
+    private struct Entry: Comparable {
+        var deadline: NIODeadline
+        var id: PollID
 
-    mutating func push(_ deadline: NIODeadline, _ id: PollID) {
-        self.entries.append((deadline, id))
-        var child = self.entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard self.entries[child].0 < self.entries[parent].0 else { break }
-            self.entries.swapAt(child, parent)
-            child = parent
+        static func < (lhs: Entry, rhs: Entry) -> Bool {
+            lhs.deadline < rhs.deadline || (lhs.deadline == rhs.deadline && lhs.id.value < rhs.id.value)
         }
     }
 
+    private var heap = Heap<Entry>()
+
+    mutating func push(_ deadline: NIODeadline, _ id: PollID) {
+        self.heap.insert(Entry(deadline: deadline, id: id))
+    }
+
     mutating func popFirst(notAfter limit: NIODeadline) -> (NIODeadline, PollID)? {
-        guard let top = self.entries.first, top.0 <= limit else { return nil }
-        let last = self.entries.removeLast()
-        if !self.entries.isEmpty {
-            self.entries[0] = last
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                let right = left + 1
-                var smallest = parent
-                if left < self.entries.count, self.entries[left].0 < self.entries[smallest].0 { smallest = left }
-                if right < self.entries.count, self.entries[right].0 < self.entries[smallest].0 { smallest = right }
-                guard smallest != parent else { break }
-                self.entries.swapAt(parent, smallest)
-                parent = smallest
-            }
-        }
-        return top
+        guard let first = self.heap.min, first.deadline <= limit else { return nil }
+        self.heap.removeMin()
+        return (first.deadline, first.id)
     }
 }
