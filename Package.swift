@@ -119,6 +119,7 @@ let package = Package(
             path: "Tests/PlexorTestSupport",
             swiftSettings: swiftSettings
         ),
+        // Unit tests: no database, no process; seconds.
         .testTarget(
             name: "PlexorCoreTests",
             dependencies: ["PlexorCore", .product(name: "NIOCore", package: "swift-nio")],
@@ -126,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PlexorPostgresTests",
-            dependencies: ["PlexorPostgres", "PlexorCore", "PlexorTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["PlexorPostgres", "PlexorCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -138,6 +139,24 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Integration tests: a real PostgreSQL (started by PlexorTestSupport), real sockets, the plexor executable.
+        .testTarget(
+            name: "PlexorPostgresIntegrationTests",
+            dependencies: ["PlexorPostgres", "PlexorCore", "PlexorTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlexorHTTPIntegrationTests",
+            dependencies: [
+                "PlexorHTTP", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -5,6 +5,7 @@ import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import PlexorTestSupport
 import Testing
 @testable import PlexorHTTP
 

@@ -26,7 +26,11 @@ public enum TestDatabase {
             let cluster = try TestCluster.make(name: "shared")
             try cluster.start()
             sharedCluster = cluster
-            atexit { try? sharedCluster?.stop() }
+            atexit {
+                // Stopped and removed: every test process makes a new one.
+                try? sharedCluster?.stop()
+                if let directory = sharedCluster?.dataDirectory { try? FileManager.default.removeItem(atPath: directory) }
+            }
             connectionString = cluster.connectionString
         }
         try Migrator.migrate(PostgresConnection(connectionString))

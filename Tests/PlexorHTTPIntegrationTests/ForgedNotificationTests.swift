@@ -9,7 +9,7 @@ import Testing
 /// trigger's signed payloads may make a gateway deliver.
 @Suite struct ForgedNotificationTests {
     func metric(_ gateway: Gateway, _ sample: String) async throws -> Int {
-        try await PlexorHTTPTests.metric(port: gateway.localPort, sample)
+        try await PlexorHTTPIntegrationTests.metric(port: gateway.localPort, sample)
     }
 
     static let unsigned = #"plexor_listener_notifications_dropped_total{reason="unsigned"}"#

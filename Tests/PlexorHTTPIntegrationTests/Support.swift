@@ -24,10 +24,6 @@ func startGateway(_ connectionString: String? = nil, _ configure: (inout Gateway
     return gateway
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Waits, bounded, for a condition that an event elsewhere makes true.
 func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {

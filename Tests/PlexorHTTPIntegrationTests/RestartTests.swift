@@ -11,7 +11,10 @@ import Testing
     @Test func aPostgreSQLCrashInTheMiddleOfAStreamLosesNothing() async throws {
         let cluster = try TestCluster.make(name: "restart", durable: true)
         try cluster.start()
-        defer { try? cluster.stop() }
+        defer {
+            try? cluster.stop()
+            try? FileManager.default.removeItem(atPath: cluster.dataDirectory)
+        }
         try Migrator.migrate(PostgresConnection(cluster.connectionString))
         let gateway = try startGateway(cluster.connectionString) { $0.queryConnections = 1 }
         defer { gateway.shutdown() }
