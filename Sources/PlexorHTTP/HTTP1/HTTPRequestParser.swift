@@ -301,22 +301,6 @@ struct HTTPRequestParser {
         var targetNeedsSlash = false
     }
 
-    /// The authority's range in an absolute-form target (`http://host:port/...`),
-    /// or `nil` when the target is not in absolute form.
-    private static func absoluteFormAuthority(_ target: UnsafeRawBufferPointer) -> Range<Int>? {
-        let schemeLength: Int
-        if equalsIgnoringCase(target.prefix(7), "http://") {
-            schemeLength = 7
-        } else if equalsIgnoringCase(target.prefix(8), "https://") {
-            schemeLength = 8
-        } else {
-            return nil
-        }
-        var end = schemeLength
-        while end < target.count, target[end] != UInt8(ascii: "/"), target[end] != UInt8(ascii: "?") { end += 1 }
-        return schemeLength..<end
-    }
-
     /// Reads the head's lines in place: no array of lines, no copies but
     /// the strings the request keeps.
     private static func parseHead(_ bytes: UnsafeRawBufferPointer) -> Result<ParsedHead, HTTPRequestFailure> {
@@ -334,11 +318,10 @@ struct HTTPRequestParser {
         }
         // An absolute-form target names the host itself (RFC 9112 §3.2.2): route on its path.
         var target = startLine.target
-        var absoluteFormHasPath = true
-        if let authority = Self.absoluteFormAuthority(target) {
+        let authority = absoluteFormAuthority(target)
+        if let authority {
             guard isValidHost(UnsafeRawBufferPointer(rebasing: target[authority])) else { return bad("the request target names an invalid host") }
             target = UnsafeRawBufferPointer(rebasing: target[authority.upperBound...])
-            absoluteFormHasPath = target.first == UInt8(ascii: "/")
         }
         let targetStart = target.baseAddress! - bytes.baseAddress!
         var parsed = ParsedHead(request: HTTPRequest(
@@ -347,8 +330,8 @@ struct HTTPRequestParser {
             version: startLine.version,
             keepAlive: startLine.version == .http1_1
         ), target: targetStart..<(targetStart + target.count))
-        parsed.targetNeedsSlash = !absoluteFormHasPath
-        parsed.isAbsoluteForm = target.baseAddress != startLine.target.baseAddress
+        parsed.isAbsoluteForm = authority != nil
+        parsed.targetNeedsSlash = authority != nil && target.first != UInt8(ascii: "/")
         var hosts = 0
         var connectionTokens: [String] = []
         while let line = lines.next() {
@@ -513,14 +496,29 @@ private func listTokens<Bytes: BidirectionalCollection>(_ value: Bytes) -> [Stri
     }
 }
 
+/// The authority's range in an absolute-form target (`http://host:port/...`),
+/// or `nil` when the target is not in absolute form.
+private func absoluteFormAuthority(_ target: UnsafeRawBufferPointer) -> Range<Int>? {
+    let schemeLength: Int
+    if equalsIgnoringCase(target.prefix(7), "http://") {
+        schemeLength = 7
+    } else if equalsIgnoringCase(target.prefix(8), "https://") {
+        schemeLength = 8
+    } else {
+        return nil
+    }
+    var end = schemeLength
+    while end < target.count, target[end] != UInt8(ascii: "/"), target[end] != UInt8(ascii: "?") { end += 1 }
+    return schemeLength..<end
+}
+
 /// An origin-form (`/path?query`), absolute-form (`http://host/path`) or,
 /// for OPTIONS, asterisk-form (`*`) target, of the characters a URI may hold
 /// (RFC 9112 §3.2, RFC 3986). Authority-form (CONNECT's) is not served here.
 private func isRequestTarget(_ target: UnsafeRawBufferPointer, method: UnsafeRawBufferPointer) -> Bool {
     guard let first = target.first else { return false }
     if target.count == 1 && first == UInt8(ascii: "*") { return method.equals("OPTIONS") }
-    guard first == UInt8(ascii: "/") || equalsIgnoringCase(target.prefix(7), "http://")
-            || equalsIgnoringCase(target.prefix(8), "https://") else { return false }
+    guard first == UInt8(ascii: "/") || absoluteFormAuthority(target) != nil else { return false }
     return target.allSatisfy(ByteSet.uri.contains)
 }
 
