@@ -132,15 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PlexorHTTPTests",
-            dependencies: [
-                "PlexorHTTP", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
+            dependencies: httpTestDependencies + [.product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // Integration tests: a real PostgreSQL (started by PlexorTestSupport), real sockets, the plexor executable.
@@ -151,18 +143,23 @@ let package = Package(
         ),
         .testTarget(
             name: "PlexorHTTPIntegrationTests",
-            dependencies: [
-                "PlexorHTTP", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
+            dependencies: httpTestDependencies,
             swiftSettings: swiftSettings
         ),
     ]
 )
+
+/// What the gateway's test targets (unit and integration) build on.
+var httpTestDependencies: [Target.Dependency] {
+    [
+        "PlexorHTTP", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+    ]
+}
 
 /// Language mode 5: the cross-thread hand-offs (listener thread → event loops)
 /// are checked by the design and the tests, not yet by the compiler.

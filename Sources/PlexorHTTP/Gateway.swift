@@ -160,8 +160,7 @@ public final class Gateway: @unchecked Sendable {
             if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         let reserved = Self.reservedDescriptors + configuration.queryConnections + 2 * configuration.eventLoopThreads
-        let fitting = Self.connectionLimit(requested: configuration.maximumConnections,
-                                           descriptorLimit: Int(clamping: limit.rlim_cur), reserved: reserved)
+        let fitting = max(1, min(configuration.maximumConnections, Int(clamping: limit.rlim_cur) - reserved))
         if fitting < configuration.maximumConnections {
             logger.warning("lowering --max-connections to fit the file descriptor limit", metadata: [
                 "requested": "\(configuration.maximumConnections)", "using": "\(fitting)",
@@ -169,10 +168,6 @@ public final class Gateway: @unchecked Sendable {
             ])
         }
         return fitting
-    }
-
-    static func connectionLimit(requested: Int, descriptorLimit: Int, reserved: Int) -> Int {
-        max(1, min(requested, descriptorLimit - reserved))
     }
 
     /// Waits until the listener is connected and LISTENing (or the timeout passes).

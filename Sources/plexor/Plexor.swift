@@ -136,27 +136,25 @@ struct Serve: ParsableCommand {
         let environment = Environment()
         var configuration = GatewayConfiguration(connectionString: "")
         configuration.host = environment.string(self.host, "PLEXOR_HOST") ?? Settings.defaults.host
-        try Settings.port.apply(self.port, environment, to: &configuration)
+        let integers: [(IntegerSetting, Int?)] = [
+            (Settings.port, self.port), (Settings.maxConnections, self.maxConnections),
+            (Settings.headerTimeout, self.headerTimeout), (Settings.idleTimeout, self.idleTimeout),
+            (Settings.maxTagsPerPoll, self.maxTagsPerPoll), (Settings.defaultTimeout, self.defaultTimeout),
+            (Settings.maxTimeout, self.maxTimeout), (Settings.maxBodyBytes, self.maxBodyBytes),
+            (Settings.retentionMaxAge, self.retentionMaxAge), (Settings.retentionMaxPerTag, self.retentionMaxPerTag),
+            (Settings.retentionInterval, self.retentionInterval), (Settings.catchUpLimit, self.catchUpLimit),
+            (Settings.queryConnections, self.queryConnections), (Settings.threads, self.threads),
+        ]
+        for (setting, flag) in integers {
+            try setting.apply(flag, environment, to: &configuration)
+        }
         configuration.reusePort = self.reusePort || environment.variables["PLEXOR_REUSE_PORT"] == "1"
         if self.statusPort != nil || environment.variables["PLEXOR_STATUS_PORT"] != nil {
             configuration.statusPort = try environment.integer(self.statusPort, "PLEXOR_STATUS_PORT", default: 0, range: 0...65535, option: "--status-port")
         }
-        try Settings.maxConnections.apply(self.maxConnections, environment, to: &configuration)
-        try Settings.headerTimeout.apply(self.headerTimeout, environment, to: &configuration)
-        try Settings.idleTimeout.apply(self.idleTimeout, environment, to: &configuration)
-        try Settings.maxTagsPerPoll.apply(self.maxTagsPerPoll, environment, to: &configuration)
-        try Settings.defaultTimeout.apply(self.defaultTimeout, environment, to: &configuration)
-        try Settings.maxTimeout.apply(self.maxTimeout, environment, to: &configuration)
         let origin = environment.string(self.corsOrigin, "PLEXOR_CORS_ORIGIN") ?? Settings.defaults.corsOrigin ?? ""
         configuration.corsOrigin = origin.isEmpty ? nil : origin
         configuration.publishToken = environment.string(self.publishToken, "PLEXOR_PUBLISH_TOKEN").flatMap { $0.isEmpty ? nil : $0 }
-        try Settings.maxBodyBytes.apply(self.maxBodyBytes, environment, to: &configuration)
-        try Settings.retentionMaxAge.apply(self.retentionMaxAge, environment, to: &configuration)
-        try Settings.retentionMaxPerTag.apply(self.retentionMaxPerTag, environment, to: &configuration)
-        try Settings.retentionInterval.apply(self.retentionInterval, environment, to: &configuration)
-        try Settings.catchUpLimit.apply(self.catchUpLimit, environment, to: &configuration)
-        try Settings.queryConnections.apply(self.queryConnections, environment, to: &configuration)
-        try Settings.threads.apply(self.threads, environment, to: &configuration)
         let migrateExternal = self.migrate || environment.variables["PLEXOR_MIGRATE"] == "1"
 
         var embedded: EmbeddedPostgres?

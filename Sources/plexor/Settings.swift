@@ -13,26 +13,37 @@ struct IntegerSetting {
     let range: ClosedRange<Int>
     let help: String
     let valueName: String
+    /// How `--help` states the default, when not as the number (it depends on the machine).
+    let defaultDescription: String?
     /// Reads the setting from a configuration and writes it back.
     let get: (GatewayConfiguration) -> Int
     let set: (inout GatewayConfiguration, Int) -> Void
 
     init(_ flag: String, _ environment: String, range: ClosedRange<Int>, valueName: String, help: String,
+         defaultDescription: String? = nil,
          get: @escaping (GatewayConfiguration) -> Int, set: @escaping (inout GatewayConfiguration, Int) -> Void) {
         self.flag = flag
         self.environment = environment
         self.range = range
         self.help = help
         self.valueName = valueName
+        self.defaultDescription = defaultDescription
         self.get = get
         self.set = set
     }
 
     /// Most settings are a plain property of the configuration.
     init(_ flag: String, _ environment: String, _ keyPath: WritableKeyPath<GatewayConfiguration, Int>,
+         range: ClosedRange<Int>, valueName: String, help: String, defaultDescription: String? = nil) {
+        self.init(flag, environment, range: range, valueName: valueName, help: help, defaultDescription: defaultDescription,
+                  get: { $0[keyPath: keyPath] }, set: { $0[keyPath: keyPath] = $1 })
+    }
+
+    /// A limit that may be off: 0 on the command line, `nil` in the configuration.
+    init(_ flag: String, _ environment: String, zeroMeaningNone keyPath: WritableKeyPath<GatewayConfiguration, Int?>,
          range: ClosedRange<Int>, valueName: String, help: String) {
         self.init(flag, environment, range: range, valueName: valueName, help: help,
-                  get: { $0[keyPath: keyPath] }, set: { $0[keyPath: keyPath] = $1 })
+                  get: { $0[keyPath: keyPath] ?? 0 }, set: { $0[keyPath: keyPath] = $1 == 0 ? nil : $1 })
     }
 
     var defaultValue: Int { self.get(Settings.defaults) }
@@ -40,12 +51,8 @@ struct IntegerSetting {
     var name: NameSpecification { .customLong(self.flag) }
 
     var argumentHelp: ArgumentHelp {
-        ArgumentHelp("\(self.help) Env: \(self.environment). Default \(self.defaultShown).", valueName: self.valueName)
-    }
-
-    /// How the default reads in help: the thread count depends on the machine.
-    private var defaultShown: String {
-        self.flag == "threads" ? "one per core" : String(self.defaultValue)
+        let shown = self.defaultDescription ?? String(self.defaultValue)
+        return ArgumentHelp("\(self.help) Env: \(self.environment). Default \(shown).", valueName: self.valueName)
     }
 
     /// The flag's value, else the environment's, else the default; checked against the range.
@@ -87,15 +94,11 @@ enum Settings {
         range: 1...(1 << 30), valueName: "bytes",
         help: "Largest request body, in bytes.")
     static let retentionMaxAge = IntegerSetting("retention-max-age", "PLEXOR_RETENTION_MAX_AGE",
-        range: 0...Int(Int32.max), valueName: "seconds",
-        help: "Drop messages older than this many seconds; 0 keeps them.",
-        get: { $0.retention.maximumAgeSeconds ?? 0 },
-        set: { $0.retention.maximumAgeSeconds = $1 == 0 ? nil : $1 })
+        zeroMeaningNone: \.retention.maximumAgeSeconds, range: 0...Int(Int32.max), valueName: "seconds",
+        help: "Drop messages older than this many seconds; 0 keeps them.")
     static let retentionMaxPerTag = IntegerSetting("retention-max-per-tag", "PLEXOR_RETENTION_MAX_PER_TAG",
-        range: 0...Int(Int32.max), valueName: "n",
-        help: "Keep at most this many messages per tag; 0 keeps all.",
-        get: { $0.retention.maximumPerTag ?? 0 },
-        set: { $0.retention.maximumPerTag = $1 == 0 ? nil : $1 })
+        zeroMeaningNone: \.retention.maximumPerTag, range: 0...Int(Int32.max), valueName: "n",
+        help: "Keep at most this many messages per tag; 0 keeps all.")
     static let retentionInterval = IntegerSetting("retention-interval", "PLEXOR_RETENTION_INTERVAL",
         range: 1...86_400, valueName: "seconds",
         help: "Seconds between retention runs.",
@@ -109,7 +112,7 @@ enum Settings {
         help: "Database connections for catch-up queries.")
     static let threads = IntegerSetting("threads", "PLEXOR_THREADS", \.eventLoopThreads,
         range: 1...ListenRegistry.maximumSinks, valueName: "n",
-        help: "Event loop threads.")
+        help: "Event loop threads.", defaultDescription: "one per core")
 
     /// Not part of a gateway's configuration: stored in the database, and
     /// set only when given (on `serve` and on `migrate`).

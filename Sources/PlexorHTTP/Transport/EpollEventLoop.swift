@@ -5,6 +5,7 @@ import Glibc
 import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Something registered with an epoll loop under a descriptor: told which
 /// events it is ready for. Used only on its loop.
@@ -101,8 +102,11 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
 
     var inEventLoop: Bool {
         pthread_equal(pthread_self(), self.threadID) != 0
-            || DispatchQueue.getSpecific(key: Self.afterlifeKey) == ObjectIdentifier(self)
+            || (self.hasStopped.load(ordering: .relaxed) && DispatchQueue.getSpecific(key: Self.afterlifeKey) == ObjectIdentifier(self))
     }
+
+    /// Set once the loop's thread has finished: only then can its afterlife run anything.
+    private let hasStopped = Atomic<Bool>(false)
 
     /// Once the loop has stopped, what is still given to it (completing a
     /// promise, a future's callbacks) runs here, one at a time, as the loop.
@@ -323,6 +327,7 @@ final class EpollEventLoop: EventLoop, @unchecked Sendable {
             registration?.loopClosed()
         }
         self.registrations = []
+        self.hasStopped.store(true, ordering: .relaxed)
         let (callbacks, late) = self.lock.withLock {
             self.state = .stopped
             Glibc.close(self.wakeup)
