@@ -1,7 +1,7 @@
 import NIOCore
 
 /// One log entry read by catch-up.
-public struct LogEntry: Sendable {
+public struct LogEntry: Equatable, Sendable {
     public var seq: Int64
     public var id: Int64
     public var time: String

@@ -12,7 +12,7 @@ public struct TagSeq: Equatable, Sendable {
 }
 
 /// A published message as the gateway delivers it.
-public struct Message: Sendable {
+public struct Message: Equatable, Sendable {
     public var id: Int64
     /// When it was inserted, UTC, as `2026-11-26T10:00:00.123456Z`.
     public var time: String

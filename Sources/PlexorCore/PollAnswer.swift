@@ -23,7 +23,7 @@ public struct CursorReset: Equatable, Sendable {
 
 /// What a poll is answered with: the messages it may see, in an order in which
 /// every tag's seqs ascend, and the cursor of every requested tag.
-public struct PollAnswer: Sendable {
+public struct PollAnswer: Equatable, Sendable {
     public var messages: [Message]
     public var tags: [Tag]
     public var cursors: [Int64]

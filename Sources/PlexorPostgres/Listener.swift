@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import PlexorCore
+import Synchronization
 
 /// Receives notifications from the listener. Called on the listener's own
 /// threads: implementations hop to their event loop.
@@ -72,6 +73,9 @@ public final class Listener: @unchecked Sendable {
     private let logger: Logger
     private let linger: TimeAmount
     private let state = NIOLockedValueBox(State())
+    /// The epoch while connected, else 0; written under the state's lock,
+    /// read without it by every poll that parks.
+    private let currentEpochValue = Atomic<UInt64>(0)
     private var sinks: [NotificationSink] = []
     private let wakeDescriptors: (read: Int32, write: Int32)
     private let fetchQueue = DispatchQueue(label: "plexor.listener.fetch")
@@ -171,9 +175,11 @@ public final class Listener: @unchecked Sendable {
         self.state.withLockedValue { $0.registry.release(tags, sink: sink, now: .now()) }
     }
 
-    /// Whether nothing can have been missed since `epoch` was handed out.
-    public func isCurrent(_ epoch: UInt64) -> Bool {
-        self.state.withLockedValue { $0.connected && $0.epoch == epoch }
+    /// The epoch of the connection whose LISTENs are in place, or 0 while
+    /// disconnected. Nothing can have been missed since an epoch was handed
+    /// out while it is still the current one.
+    public var currentEpoch: UInt64 {
+        self.currentEpochValue.load(ordering: .acquiring)
     }
 
     // MARK: The listener thread
@@ -207,6 +213,7 @@ public final class Listener: @unchecked Sendable {
             self.channelNames.removeAll()
             let waiters = self.state.withLockedValue { state -> [Waiter] in
                 state.connected = false
+                self.currentEpochValue.store(0, ordering: .releasing)
                 state.registry.connectionLost()
                 defer { state.waiters.removeAll() }
                 return state.waiters
@@ -227,6 +234,7 @@ public final class Listener: @unchecked Sendable {
             state.connected = true
             state.epoch += 1
             if state.epoch > 1 { state.reconnects += 1 }
+            self.currentEpochValue.store(state.epoch, ordering: .releasing)
             return (state.epoch, Self.takeReadyWaiters(&state))
         }
         self.logger.info("listener connected", metadata: ["epoch": "\(epoch)"])
