@@ -27,9 +27,32 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "CEpoll"),
+        // Byte-level reading and writing shared by the HTTP codec and the message code.
+        .target(
+            name: "PlexorBytes",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: hotPathSettings
+        ),
+        // The epoll event loop, sockets, timers and the HTTP/1.1 codec: knows
+        // nothing of PostgreSQL, tags or polls.
+        .target(
+            name: "PlexorTransport",
+            dependencies: [
+                "CEpoll",
+                "PlexorBytes",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        // Messages, polls and their lifecycle, answers: value types, no I/O.
         .target(
             name: "PlexorCore",
             dependencies: [
+                "PlexorBytes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
@@ -40,6 +63,7 @@ let package = Package(
             dependencies: [
                 "CLibPQ",
                 "COpenSSLCrypto",
+                "PlexorBytes",
                 "PlexorCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -49,11 +73,12 @@ let package = Package(
             resources: [.copy("Migrations")],
             swiftSettings: swiftSettings
         ),
+        // Routing, the hub shards carrying out each loop's poll lifecycle, the gateway's parts started and stopped.
         .target(
-            name: "PlexorHTTP",
+            name: "PlexorGateway",
             dependencies: [
-                "CEpoll",
-                .product(name: "HeapModule", package: "swift-collections"),
+                "PlexorBytes",
+                "PlexorTransport",
                 "PlexorCore",
                 "PlexorPostgres",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -66,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "plexor",
             dependencies: [
-                "PlexorHTTP",
+                "PlexorGateway",
                 "PlexorPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -79,7 +104,7 @@ let package = Package(
             name: "plexor-fuzz",
             dependencies: [
                 "PlexorCore",
-                "PlexorHTTP",
+                "PlexorTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -131,8 +156,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "PlexorHTTPTests",
-            dependencies: httpTestDependencies + [.product(name: "NIOEmbedded", package: "swift-nio")],
+            name: "PlexorTransportTests",
+            dependencies: [
+                "PlexorTransport", "PlexorTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PlexorGatewayTests",
+            dependencies: gatewayTestDependencies + [.product(name: "NIOEmbedded", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // Integration tests: a real PostgreSQL (started by PlexorTestSupport), real sockets, the plexor executable.
@@ -142,17 +179,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "PlexorHTTPIntegrationTests",
-            dependencies: httpTestDependencies,
+            name: "PlexorGatewayIntegrationTests",
+            dependencies: gatewayTestDependencies,
             swiftSettings: swiftSettings
         ),
     ]
 )
 
 /// What the gateway's test targets (unit and integration) build on.
-var httpTestDependencies: [Target.Dependency] {
+var gatewayTestDependencies: [Target.Dependency] {
     [
-        "PlexorHTTP", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
+        "PlexorGateway", "PlexorTransport", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import PlexorCore
-import PlexorHTTP
+import PlexorTransport
 
 /// Fuzz targets for every parser of untrusted bytes. Built with libFuzzer by
 /// `scripts/fuzz.sh` (coverage and AddressSanitizer, `-D FUZZING`), the target is

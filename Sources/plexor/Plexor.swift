@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import PlexorCore
-import PlexorHTTP
+import PlexorGateway
 import PlexorPostgres
 
 @main

@@ -1,6 +1,6 @@
 import ArgumentParser
 import NIOCore
-import PlexorHTTP
+import PlexorGateway
 import PlexorPostgres
 
 /// A whole-number setting of `plexor serve`, defined once: its flag, its

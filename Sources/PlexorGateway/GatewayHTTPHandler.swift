@@ -1,0 +1,310 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import PlexorBytes
+import PlexorCore
+import PlexorPostgres
+import PlexorTransport
+
+/// Reads requests from one connection's bytes, routes them and writes the
+/// responses. Requests are handled one at a time: bytes of the next request
+/// wait in the parser until the current one is answered, so at most one poll
+/// per connection is in flight. While a poll waits, the handler holds only
+/// how to frame its answer.
+final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
+    private enum State {
+        case idle
+        /// A poll or publish is in flight.
+        case waiting(ResponseFraming, poll: PollID?)
+        /// Answered with an error and closing, or closed: ignore whatever else arrives.
+        case discarding
+    }
+
+    private let connection: ResponseSink
+    private let shard: HubShard
+    private let answerFraming: OKResponseHeads
+    private let context: GatewayContext
+    private var parser: HTTPRequestParser
+    private var state = State.idle
+    private var processing = false
+    /// When the connection is closed unless something happens first.
+    private var deadline: Deadline
+
+    /// What `checkTimeouts` does, and from which second on.
+    private enum Deadline {
+        /// A poll or publish is in flight: it has its own end.
+        case none
+        /// Nothing in flight and nothing received: closed quietly.
+        case idle(UInt64)
+        /// A request has begun to arrive: a 408 unless it is complete by then.
+        case request(UInt64)
+        /// Answered and closing, but the client does not read the answer.
+        case closing(UInt64)
+    }
+
+    init(connection: ResponseSink, shard: HubShard, answerFraming: OKResponseHeads, context: GatewayContext) {
+        self.connection = connection
+        self.shard = shard
+        self.answerFraming = answerFraming
+        self.context = context
+        self.parser = HTTPRequestParser(maximumBodyBytes: context.configuration.maximumBodyBytes)
+        self.deadline = .idle(connection.currentSecond + UInt64(context.configuration.idleTimeoutSeconds))
+    }
+
+    func connectionClosed() {
+        self.context.metrics.openConnections.subtract(1, ordering: .relaxed)
+        if case .waiting(_, let poll?) = self.state {
+            self.shard.cancelPoll(poll)
+        }
+        self.state = .discarding
+    }
+
+    func received(_ bytes: ByteBuffer) {
+        if case .discarding = self.state { return }
+        self.parser.append(bytes)
+        if self.parser.bufferedBytes > HTTPRequestParser.maximumHeadBytes + self.context.configuration.maximumBodyBytes {
+            // A client pipelining without waiting for answers: it gets them no faster by flooding.
+            self.context.metrics.shedConnections.add(1, ordering: .relaxed)
+            self.state = .discarding
+            self.connection.close()
+            return
+        }
+        if case .idle = self.deadline {
+            self.deadline = .request(self.connection.currentSecond + UInt64(self.context.configuration.headerTimeoutSeconds))
+        }
+        self.handleRequests()
+    }
+
+    func becameWritable() {
+        self.handleRequests()
+    }
+
+    func checkTimeouts(now: UInt64) {
+        switch self.deadline {
+        case .none:
+            return
+        case .idle(let second) where now >= second:
+            self.context.metrics.timedOutIdle.add(1, ordering: .relaxed)
+            self.state = .discarding
+            self.connection.close()
+        case .request(let second) where now >= second:
+            guard case .idle = self.state else { return }
+            self.context.metrics.timedOutRequests.add(1, ordering: .relaxed)
+            self.state = .discarding
+            let seconds = self.context.configuration.headerTimeoutSeconds
+            self.respondError(.closing, .requestTimeout, "the request did not arrive whole within \(seconds) seconds", close: true)
+        case .closing(let second) where now >= second:
+            self.connection.close()
+        case .idle, .request, .closing:
+            return
+        }
+    }
+
+    /// Handles the requests buffered in the parser while the connection is
+    /// idle and the client reads what it is sent.
+    private func handleRequests() {
+        guard !self.processing else { return }  // the loop below goes on by itself
+        self.processing = true
+        defer { self.processing = false }
+        while case .idle = self.state, self.connection.isWritable, let event = self.parser.next() {
+            switch event {
+            case .continueExpected:
+                self.connection.write(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n"))
+            case .request(let request):
+                self.route(request)
+            case .failure(let failure):
+                self.state = .discarding
+                self.respondError(.closing, failure.status, failure.message, close: true)
+            }
+        }
+    }
+
+    // MARK: Routing
+
+    private func route(_ request: HTTPRequest) {
+        request.target.withUnsafeReadableBytes { self.route(request, target: $0) }
+    }
+
+    /// Routes on the target's bytes: a poll's query is parsed in place.
+    private func route(_ request: HTTPRequest, target: UnsafeRawBufferPointer) {
+        let framing = ResponseFraming(version: request.version, keepAlive: request.keepAlive, headOnly: request.method == .HEAD)
+        // HEAD is answered wherever GET is (but on /poll, which waits), without a body.
+        let isGet = request.method == .GET || request.method == .HEAD
+        let questionMark = target.index(of: UInt8(ascii: "?"), from: 0) ?? target.count
+        let path = UnsafeRawBufferPointer(rebasing: target[..<questionMark])
+        let query = UnsafeRawBufferPointer(rebasing: target[min(questionMark + 1, target.count)...])
+
+        if request.method == .OPTIONS {
+            self.respond(framing, .noContent, contentType: nil, body: nil, extraHeaders: [
+                ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+                ("Access-Control-Allow-Headers", "Authorization, Content-Type"),
+                ("Access-Control-Max-Age", "86400"),
+            ])
+            return
+        }
+        if path.equals("/poll") {
+            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            return self.poll(framing, query: query)
+        }
+        switch String(decoding: path, as: UTF8.self) {
+        case "/publish":
+            guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
+            self.publish(framing, request)
+        case "/healthz":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.respondJSON(framing, .ok, "{\"status\":\"ok\"}")
+        case "/readyz":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            let status = self.context.listener.status
+            if status.ready {
+                self.respondJSON(framing, .ok, "{\"status\":\"ready\"}")
+            } else {
+                let reason = status.connected ? "LISTEN is not yet in place for every tag" : "the listener is not connected to PostgreSQL"
+                self.respondJSON(framing, .serviceUnavailable, "{\"status\":\"not ready\",\"reason\":\(JSONString.quoted(reason))}")
+            }
+        case "/metrics":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.respond(framing, .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                         body: ByteBuffer(string: self.context.renderMetrics()))
+        case let other:
+            self.respondError(framing, .notFound, "no such path: \(other.prefix(100))")
+        }
+    }
+
+    private func poll(_ framing: ResponseFraming, query: UnsafeRawBufferPointer) {
+        let request: PollRequest
+        do {
+            request = try PollRequest(query: query, limits: self.context.configuration.pollLimits)
+        } catch {
+            return self.respondError(framing, .badRequest, error.message)
+        }
+        self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
+        let id = self.shard.startPoll(request, responder: self)
+        // Unless it was answered at once (refused, or the listener is down), remember it to cancel it.
+        if let id, case .waiting(let framing, nil) = self.state {
+            self.state = .waiting(framing, poll: id)
+        }
+    }
+
+    private func publish(_ framing: ResponseFraming, _ http: HTTPRequest) {
+        guard let token = self.context.configuration.publishToken else {
+            return self.respondError(framing, .notFound, "publishing over HTTP is disabled; set a publish token to enable it")
+        }
+        guard let given = http.authorization.flatMap(bearerToken), constantTimeEquals(given, token) else {
+            return self.respondError(framing, .unauthorized, "a valid Authorization: Bearer <token> header is required",
+                                     extraHeaders: [("WWW-Authenticate", "Bearer")])
+        }
+        let request: PublishRequest
+        do {
+            request = try PublishRequest(json: http.body.map { Array($0.readableBytesView) } ?? [])
+        } catch {
+            return self.respondError(framing, .badRequest, error.message)
+        }
+        self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
+        self.context.publisher.publish(request, on: self.shard.loop).whenComplete { result in
+            guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
+            switch result {
+            case .success(let published):
+                self.context.metrics.published.add(1, ordering: .relaxed)
+                var body = "{\"id\":\(published.id),\"seqs\":{"
+                body += published.seqs.map { "\"\($0.tag.name)\":\($0.seq)" }.joined(separator: ",")
+                body += "}}"
+                self.respondJSON(framing, .created, body)
+            case .failure(let error as PostgresError) where error.isInvalidInput:
+                self.context.metrics.publishFailed.add(1, ordering: .relaxed)
+                self.respondError(framing, error.isTooLarge ? .payloadTooLarge : .badRequest, error.message)
+            case .failure(let error):
+                self.context.metrics.publishFailed.add(1, ordering: .relaxed)
+                self.context.logger.warning("publish failed", metadata: ["error": "\(error)"])
+                self.respondError(framing, .serviceUnavailable, "PostgreSQL is unavailable; the message was not published")
+            }
+        }
+    }
+
+    // MARK: PollResponder
+
+    func answerPoll(_ body: ByteBuffer) {
+        guard case .waiting(let framing, _) = self.state else { return }
+        let head = self.answerFraming.head(forBodyLength: body.readableBytes, framing: framing)
+        self.finishResponse(framing, head: head, body: body, close: false)
+    }
+
+    func failPoll(status: HTTPResponseStatus, message: String) {
+        guard case .waiting(let framing, _) = self.state else { return }
+        self.respondError(framing, status, message)
+    }
+
+    // MARK: Writing
+
+    private func methodNotAllowed(_ framing: ResponseFraming, _ method: HTTPMethod, allowed: String) {
+        self.respondError(framing, .methodNotAllowed, "method \(method) is not allowed here; use \(allowed)",
+                          extraHeaders: [("Allow", allowed + ", OPTIONS")])
+    }
+
+    private func respondError(_ framing: ResponseFraming, _ status: HTTPResponseStatus, _ message: String,
+                              extraHeaders: [(String, String)] = [], close: Bool = false) {
+        if status.code < 500 { self.context.metrics.badRequests.add(1, ordering: .relaxed) }
+        self.respondJSON(framing, status, "{\"error\":\(JSONString.quoted(message))}", extraHeaders: extraHeaders, close: close)
+    }
+
+    private func respondJSON(_ framing: ResponseFraming, _ status: HTTPResponseStatus, _ json: String,
+                             extraHeaders: [(String, String)] = [], close: Bool = false) {
+        self.respond(framing, status, contentType: "application/json", body: ByteBuffer(string: json),
+                     extraHeaders: extraHeaders, close: close)
+    }
+
+    /// Writes a whole response, head and body.
+    private func respond(_ framing: ResponseFraming, _ status: HTTPResponseStatus, contentType: StaticString?, body: ByteBuffer?,
+                         extraHeaders: [(String, String)] = [], close: Bool = false) {
+        var framing = framing
+        framing.keepAlive = framing.keepAlive && !close
+        var head = ByteBuffer()
+        head.reserveCapacity(192)
+        self.context.headWriter.write(status, framing: framing, contentType: contentType, contentLength: body?.readableBytes ?? 0,
+                              extraHeaders: extraHeaders, into: &head)
+        self.finishResponse(framing, head: head, body: body ?? ByteBuffer(), close: close)
+    }
+
+    /// Writes a whole response; then either closes the connection or goes
+    /// on with the next request already received.
+    private func finishResponse(_ framing: ResponseFraming, head: ByteBuffer, body: ByteBuffer, close: Bool) {
+        guard self.connection.isOpen else { return }
+        let body = framing.headOnly ? ByteBuffer() : body
+        let now = self.connection.currentSecond
+        if !framing.keepAlive || close {
+            self.state = .discarding
+            self.deadline = .closing(now + UInt64(self.context.configuration.headerTimeoutSeconds))
+            self.connection.write(head, body)
+            self.connection.closeAfterWriting()
+            return
+        }
+        if case .discarding = self.state {} else { self.state = .idle }
+        self.deadline = self.parser.bufferedBytes > 0
+            ? .request(now + UInt64(self.context.configuration.headerTimeoutSeconds))
+            : .idle(now + UInt64(self.context.configuration.idleTimeoutSeconds))
+        self.connection.write(head, body)
+        self.handleRequests()
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's
+/// name is case-insensitive (RFC 9110 §11.1).
+func bearerToken(_ authorization: String) -> String? {
+    let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+    guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+    let token = parts[1].drop { $0 == " " }
+    return token.isEmpty ? nil : String(token)
+}
+
+/// Compares secrets without leaking where they differ through timing.
+func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
+    let left = Array(lhs.utf8)
+    let right = Array(rhs.utf8)
+    var difference = UInt8(left.count == right.count ? 0 : 1)
+    for index in 0..<max(left.count, right.count) {
+        difference |= (index < left.count ? left[index] : 0) ^ (index < right.count ? right[index] : 0)
+    }
+    return difference == 0
+}
