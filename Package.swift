@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -81,6 +82,7 @@ let package = Package(
                 "PlexorTransport",
                 "PlexorCore",
                 "PlexorPostgres",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -92,6 +94,7 @@ let package = Package(
             name: "plexor",
             dependencies: [
                 "PlexorGateway",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "PlexorPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -198,9 +201,9 @@ var gatewayTestDependencies: [Target.Dependency] {
     ]
 }
 
-/// Language mode 5: the cross-thread hand-offs (listener thread → event loops)
-/// are checked by the design and the tests, not yet by the compiler.
-var swiftSettings: [SwiftSetting] { [.swiftLanguageMode(.v5)] }
+/// Swift 6 language mode everywhere: the compiler checks every hand-off
+/// between threads (listener → loops, pool → loops, main → gateway).
+var swiftSettings: [SwiftSetting] { [.swiftLanguageMode(.v6)] }
 
 /// The modules on the poll path: in release builds, without the run-time
 /// exclusivity checks on class properties (a tenth of a poll's instructions

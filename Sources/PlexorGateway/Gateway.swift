@@ -36,25 +36,24 @@ final class GatewayContext: Sendable {
 
 /// A running gateway: event loops with their hub shards, the listener, the
 /// query pool, the batching publisher, retention, and the HTTP server.
-/// `plexor serve` and the tests both start it this way.
-public final class Gateway: @unchecked Sendable {
+/// `plexor serve` (through a `ServiceGroup`, see `services`) and the tests
+/// both start it this way.
+public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
     public let metrics = GatewayMetrics()
     /// The port the server listens on (useful with port 0).
     public let localPort: Int
     /// The port of `configuration.statusPort`, if set.
     public let localStatusPort: Int?
+    /// The long-lived parts in the order they start; they stop in reverse:
+    /// the HTTP server first (nothing new accepted, parked polls answered
+    /// with their cursors), then retention, the publisher (what it accepted
+    /// is committed), the listener, and last the event loops and the query
+    /// pool that the others complete their work on.
+    public let parts: [GatewayPart]
 
-    private let group: EpollEventLoopGroup
     private let listener: Listener
-    private let pool: PostgresPool
-    private let publisher: BatchingPublisher
-    private let shards: [HubShard]
-    private let sockets: [ListeningSocket]
-    private let acceptors: [Acceptor]
-    private let logger: Logger
-    private var retentionTask: RepeatedTask?
-    private var timeoutChecks: [RepeatedTask] = []
+    let logger: Logger
 
     /// Starts everything and begins accepting connections. The schema must be migrated.
     public static func start(_ configuration: GatewayConfiguration, logger: Logger) throws -> Gateway {
@@ -64,84 +63,124 @@ public final class Gateway: @unchecked Sendable {
     private init(_ configuration: GatewayConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        let metrics = self.metrics
+        var parts: [GatewayPart] = []
+        // Whatever started before a failure stops again, in reverse.
+        var started = false
+        defer { if !started { parts.reversed().forEach { $0.stop() } } }
+
         let group = try EpollEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        let pool = PostgresPool(connectionString: configuration.connectionString, size: configuration.queryConnections)
+        parts.append(GatewayPart("event loops and query pool") {
+            pool.shutdown()
+            // Give the answers just written a moment to leave before the loops close.
+            try? group.next().scheduleTask(in: .milliseconds(100)) {}.futureResult.wait()
+            try? group.syncShutdownGracefully()
+        })
+
         // The hub shards hold a tag for the linger; the listener only bridges moves between loops.
         let listener = Listener(connectionString: configuration.connectionString, linger: .seconds(1), logger: logger)
-        let pool = PostgresPool(connectionString: configuration.connectionString, size: configuration.queryConnections)
-        let metrics = self.metrics
-        self.group = group
-        self.listener = listener
-        self.pool = pool
-        self.publisher = BatchingPublisher(connectionString: configuration.connectionString, logger: logger)
-        self.shards = group.loops.enumerated().map { index, loop in
+        let shards = group.loops.enumerated().map { index, loop in
             HubShard(loop: loop, index: index, listener: listener, pool: pool,
                      configuration: configuration, metrics: metrics, logger: logger)
         }
-        self.listener.start(sinks: self.shards)
-        self.publisher.start()
-        for shard in self.shards {
-            try shard.loop.submit { shard.start() }.wait()
+        self.listener = listener
+        listener.start(sinks: shards)
+        parts.append(GatewayPart("listener") { listener.shutdown() })
+
+        let publisher = BatchingPublisher(connectionString: configuration.connectionString, logger: logger)
+        publisher.start()
+        parts.append(GatewayPart("publisher") { publisher.shutdown() })
+
+        if let retention = Self.startRetention(configuration, pool: pool, loop: group.next(), logger: logger) {
+            parts.append(GatewayPart("retention") { retention.cancel() })
         }
 
-        let context = GatewayContext(configuration: configuration, listener: self.listener, publisher: self.publisher,
-                                     metrics: self.metrics, logger: logger)
+        let context = GatewayContext(configuration: configuration, listener: listener, publisher: publisher,
+                                     metrics: metrics, logger: logger)
+        let http = try Self.startHTTP(configuration, group: group, shards: shards, context: context, logger: logger)
+        parts.append(http.part)
+        self.localPort = http.ports[0]
+        self.localStatusPort = configuration.statusPort == nil ? nil : http.ports[1]
+        self.parts = parts
+        started = true
+        logger.info("gateway listening", metadata: ["host": "\(configuration.host)", "port": "\(self.localPort)"])
+    }
+
+    /// Retention on `loop` every interval, unless the policy keeps everything.
+    private static func startRetention(_ configuration: GatewayConfiguration, pool: PostgresPool, loop: EventLoop,
+                                       logger: Logger) -> RepeatedTask? {
+        guard !configuration.retention.keepsEverything else { return nil }
+        let policy = configuration.retention
+        return loop.scheduleRepeatedAsyncTask(initialDelay: configuration.retentionInterval, delay: configuration.retentionInterval) { _ in
+            pool.withConnection(on: loop) { try $0.trim(policy) }
+                .map { removed in
+                    if let removed, removed > 0 { logger.info("retention removed messages", metadata: ["count": "\(removed)"]) }
+                }
+                .recover { error in logger.warning("retention failed", metadata: ["error": "\(error)"]) }
+        }
+    }
+
+    /// Starts the shards' sweeps, binds the ports and accepts on every loop;
+    /// returns the bound ports and the part that stops it all: no more
+    /// accepting, then every shard drains (parked polls answered with their
+    /// cursors, new ones refused).
+    private static func startHTTP(_ configuration: GatewayConfiguration, group: EpollEventLoopGroup, shards: [HubShard],
+                                  context: GatewayContext, logger: Logger) throws -> (ports: [Int], part: GatewayPart) {
+        for shard in shards {
+            try shard.loop.submit { shard.start() }.wait()
+        }
+        let metrics = context.metrics
         let maximumConnections = Self.connectionLimit(configuration, logger: logger)
         var sockets: [ListeningSocket] = []
         var acceptors: [Acceptor] = []
+        let timeoutChecks = group.loops.map { loop in
+            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in loop.checkConnectionTimeouts() }
+        }
+        let stop: @Sendable ([Acceptor], [ListeningSocket]) -> Void = { acceptors, sockets in
+            // Each loop stops watching the listening sockets, then they close.
+            for acceptor in acceptors { try? acceptor.stop().wait() }
+            for socket in sockets { socket.close() }
+            timeoutChecks.forEach { $0.cancel() }
+            for shard in shards {
+                try? shard.loop.submit {
+                    shard.stop()
+                    shard.drain()
+                }.wait()
+            }
+        }
         do {
             sockets.append(try ListeningSocket.bind(host: configuration.host, port: configuration.port, reusePort: configuration.reusePort))
             if let statusPort = configuration.statusPort {
                 sockets.append(try ListeningSocket.bind(host: configuration.host, port: statusPort, reusePort: false))
             }
-            let targets = self.shards.map { shard in
-                let answerFraming = OKResponseHeads(corsOrigin: configuration.corsOrigin)
-                return ConnectionDispatcher.Target(loop: group.loops[shard.index]) { connection in
+            let targets = shards.map { shard in
+                let loop = group.loops[shard.index]
+                // One per loop, used only there: its handlers share the heads it keeps.
+                let answerHeads = NIOLoopBoundBox.makeBoxSendingValue(OKResponseHeads(corsOrigin: configuration.corsOrigin), eventLoop: loop)
+                return ConnectionDispatcher.Target(loop: loop) { connection in
                     // Counted here, uncounted by the handler when the connection closes.
                     let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
                     if open > maximumConnections {
                         metrics.rejectedConnections.add(1, ordering: .relaxed)
                         return ConnectionLimitHandler(connection: connection, limit: maximumConnections, context: context)
                     }
-                    return GatewayHTTPHandler(connection: connection, shard: shard, answerFraming: answerFraming, context: context)
+                    return GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: answerHeads.value, context: context)
                 }
             }
             let dispatcher = ConnectionDispatcher(targets)
             for loop in group.loops {
                 for socket in sockets {
                     let acceptor = Acceptor(socket: socket, loop: loop, logger: logger, dispatcher: dispatcher)
-                    try loop.submit { try acceptor.start() }.wait()
+                    try acceptor.start().wait()
                     acceptors.append(acceptor)
                 }
             }
         } catch {
-            Self.stopAccepting(acceptors, sockets)
-            self.listener.shutdown()
-            self.publisher.shutdown()
-            self.pool.shutdown()
-            try? self.group.syncShutdownGracefully()
+            stop(acceptors, sockets)
             throw error
         }
-        self.sockets = sockets
-        self.acceptors = acceptors
-        self.timeoutChecks = group.loops.map { loop in
-            loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in loop.checkConnectionTimeouts() }
-        }
-        self.localPort = sockets[0].port
-        self.localStatusPort = configuration.statusPort == nil ? nil : sockets[1].port
-        if !configuration.retention.keepsEverything {
-            let loop = self.group.next()
-            self.retentionTask = loop.scheduleRepeatedAsyncTask(
-                initialDelay: configuration.retentionInterval, delay: configuration.retentionInterval
-            ) { [pool = self.pool, logger] _ in
-                let policy = configuration.retention
-                return pool.withConnection(on: loop) { try $0.trim(policy) }
-                    .map { removed in
-                        if let removed, removed > 0 { logger.info("retention removed messages", metadata: ["count": "\(removed)"]) }
-                    }
-                    .recover { error in logger.warning("retention failed", metadata: ["error": "\(error)"]) }
-            }
-        }
-        logger.info("gateway listening", metadata: ["host": "\(configuration.host)", "port": "\(self.localPort)"])
+        return (sockets.map(\.port), GatewayPart("HTTP server") { [acceptors, sockets] in stop(acceptors, sockets) })
     }
 
     /// Descriptors kept for what is not a client connection: the database
@@ -181,32 +220,10 @@ public final class Gateway: @unchecked Sendable {
         return false
     }
 
-    /// Each loop stops watching the listening sockets, then they close.
-    private static func stopAccepting(_ acceptors: [Acceptor], _ sockets: [ListeningSocket]) {
-        for acceptor in acceptors {
-            try? acceptor.loop.submit { acceptor.stop() }.wait()
-        }
-        for socket in sockets { socket.close() }
-    }
-
-    /// Graceful shutdown: stop accepting, answer every parked poll with its
-    /// current cursors (clients go on elsewhere), finish publishes, then stop.
+    /// Graceful shutdown: every part stops, in reverse order of starting
+    /// (see `parts`). Parts already stopped (by a `ServiceGroup`) are skipped.
     public func shutdown() {
-        Self.stopAccepting(self.acceptors, self.sockets)
-        self.retentionTask?.cancel()
-        self.timeoutChecks.forEach { $0.cancel() }
-        for shard in self.shards {
-            try? shard.loop.submit {
-                shard.stop()
-                shard.drain()
-            }.wait()
-        }
-        self.publisher.shutdown()
-        self.listener.shutdown()
-        self.pool.shutdown()
-        // Give the answers just written a moment to leave before the loops close.
-        try? self.group.next().scheduleTask(in: .milliseconds(100)) {}.futureResult.wait()
-        try? self.group.syncShutdownGracefully()
+        self.parts.reversed().forEach { $0.stop() }
         self.logger.info("gateway stopped")
     }
 }

@@ -22,10 +22,13 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
 
     private let connection: ResponseSink
     private let shard: HubShard
-    private let answerFraming: OKResponseHeads
+    private let answerHeads: OKResponseHeads
     private let context: GatewayContext
     private var parser: HTTPRequestParser
     private var state = State.idle
+    /// Inside `handleRequests`. A response can finish synchronously within
+    /// it (an answer at once, an error) and then asks to go on with the next
+    /// request: the running loop does that, rather than a second, nested one.
     private var processing = false
     /// When the connection is closed unless something happens first.
     private var deadline: Deadline
@@ -42,10 +45,10 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         case closing(UInt64)
     }
 
-    init(connection: ResponseSink, shard: HubShard, answerFraming: OKResponseHeads, context: GatewayContext) {
+    init(connection: ResponseSink, shard: HubShard, answerHeads: OKResponseHeads, context: GatewayContext) {
         self.connection = connection
         self.shard = shard
-        self.answerFraming = answerFraming
+        self.answerHeads = answerHeads
         self.context = context
         self.parser = HTTPRequestParser(maximumBodyBytes: context.configuration.maximumBodyBytes)
         self.deadline = .idle(connection.currentSecond + UInt64(context.configuration.idleTimeoutSeconds))
@@ -203,7 +206,8 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         }
         self.state = .waiting(framing, poll: nil)
         self.deadline = .none
-        self.context.publisher.publish(request, on: self.shard.loop).whenComplete { result in
+        // Completed on this connection's loop: the handler stays on its thread.
+        self.context.publisher.publish(request, on: self.shard.loop).assumeIsolated().whenComplete { result in
             guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
             switch result {
             case .success(let published):
@@ -227,7 +231,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
 
     func answerPoll(_ body: ByteBuffer) {
         guard case .waiting(let framing, _) = self.state else { return }
-        let head = self.answerFraming.head(forBodyLength: body.readableBytes, framing: framing)
+        let head = self.answerHeads.head(forBodyLength: body.readableBytes, framing: framing)
         self.finishResponse(framing, head: head, body: body, close: false)
     }
 

@@ -14,8 +14,9 @@ protocol PollResponder: AnyObject {
 /// asks the listener, queries the database, writes answers — and feeds the
 /// replies back in. Every decision is the lifecycle's.
 ///
-/// Confined to its loop; only `receive` and `resynchronize` are called from
-/// the listener's threads, and they hop.
+/// `@unchecked Sendable`: confined to its loop (futures it waits on complete
+/// there); only `receive` and `resynchronize` come from the listener's
+/// threads, and they hop.
 final class HubShard: NotificationSink, @unchecked Sendable {
     let loop: EventLoop
     let index: Int

@@ -14,7 +14,7 @@ public struct HTTPClientResponse: Sendable {
 
 /// A minimal HTTP/1.1 client over one keep-alive connection, for the tests
 /// and the benchmarks: one request at a time, each response read whole.
-public final class HTTPClientConnection: @unchecked Sendable {
+public final class HTTPClientConnection: Sendable {
     public static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     private let channel: Channel
@@ -74,6 +74,7 @@ public final class HTTPClientConnection: @unchecked Sendable {
     }
 }
 
+/// `@unchecked Sendable`: its fields are behind `lock` (set by the caller, read on the channel's loop).
 private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 

@@ -148,10 +148,10 @@ struct ParkWorker: AsyncParsableCommand {
         let parking = try await InProcessParking.start(self.count, tags: self.tags, prefix: self.prefix,
                                                        target: self.target, firstIndex: self.first)
         print("parked")
-        fflush(stdout)
+        fflush(nil)  // every output stream (stdout itself is a global the compiler cannot check)
         while readLine() != nil {}
         let early = try await parking.stop()
         print("answered_early \(early)")
-        fflush(stdout)
+        fflush(nil)  // every output stream (stdout itself is a global the compiler cannot check)
     }
 }

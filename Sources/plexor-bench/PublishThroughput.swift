@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import PlexorHTTPClient
 import PlexorPostgres
+import Synchronization
 
 /// Messages per second through each publish path, beside a plain INSERT
 /// into a table without the trigger (the cost of sequencing and NOTIFY).
@@ -106,13 +107,15 @@ struct PublishThroughput: AsyncParsableCommand {
     }
 }
 
-final class FirstError: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
+/// The first error any client met.
+final class FirstError: Sendable {
+    private let first = Mutex<(any Error)?>(nil)
 
-    func record(_ error: Error) {
-        self.lock.lock()
-        if self.error == nil { self.error = error }
-        self.lock.unlock()
+    var error: (any Error)? { self.first.withLock { $0 } }
+
+    func record(_ error: any Error) {
+        self.first.withLock { first in
+            if first == nil { first = error }
+        }
     }
 }

@@ -206,6 +206,7 @@ struct ScannedAnswer {
 }
 
 /// Every client's cursor, to tell when all have caught up.
+/// `@unchecked Sendable`: the cursors are behind `lock`.
 final class StreamProgress: @unchecked Sendable {
     private let lock = NIOLock()
     private var cursors: [Int64]
@@ -232,6 +233,7 @@ final class StreamProgress: @unchecked Sendable {
 /// Commits messages at a fixed rate over the tags in turn, from one
 /// connection: about every millisecond, one INSERT of what is due (one row
 /// at 1,000/s; more rows per statement at higher rates).
+/// `@unchecked Sendable`: handed to one thread, which alone uses it.
 final class StreamPublisher: @unchecked Sendable {
     private let connection: PostgresConnection
     private let tags: [String]
@@ -278,6 +280,7 @@ final class StreamPublisher: @unchecked Sendable {
 }
 
 /// CPU and memory of the measured processes, sampled from /proc twice a second.
+/// `@unchecked Sendable`: what it collects is behind `lock`; the thread is started and joined by the owner.
 final class ProcessSampler: @unchecked Sendable {
     struct Sample {
         var seconds: Double

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import PlexorHTTPClient
 import PlexorPostgres
+import Synchronization
 
 enum ServerKind: String, ExpressibleByArgument, CaseIterable {
     case plexor, nchan
@@ -177,24 +178,19 @@ struct ServerStatus {
 }
 
 /// A thread-safe count.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
 
     func increment() {
         self.add(1)
     }
 
     func add(_ amount: Int) {
-        self.lock.lock()
-        self.count += amount
-        self.lock.unlock()
+        self.count.add(amount, ordering: .relaxed)
     }
 
     var value: Int {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        return self.count
+        self.count.load(ordering: .relaxed)
     }
 }
 

@@ -5,9 +5,10 @@ import NIOCore
 import PlexorCore
 import PlexorGateway
 import PlexorPostgres
+import ServiceLifecycle
 
 @main
-struct Plexor: ParsableCommand {
+struct Plexor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plexor",
         abstract: "A long-polling message gateway whose message log is PostgreSQL.",
@@ -81,7 +82,7 @@ func maximumDataBytes(_ flag: Int?, _ environment: Environment) throws -> Int? {
     return try setting.value(flag, environment)
 }
 
-struct Serve: ParsableCommand {
+struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve long-polls (and HTTP publishes) from PostgreSQL.")
 
     @OptionGroup var database: DatabaseOptions
@@ -131,7 +132,7 @@ struct Serve: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: PLEXOR_LOG_LEVEL.")
     var logLevel: String?
 
-    func run() throws {
+    func run() async throws {
         let logger = try makeLogger(self.logLevel)
         let environment = Environment()
         var configuration = GatewayConfiguration(connectionString: "")
@@ -188,9 +189,12 @@ struct Serve: ParsableCommand {
 
         let gateway = try Gateway.start(configuration, logger: logger)
         Self.printWelcome(gateway: gateway, configuration: configuration, embedded: embedded)
-        Self.waitForTermination()
-        logger.info("draining: answering parked polls, then stopping")
-        gateway.shutdown()
+        // SIGTERM or SIGINT: the parts stop one by one, in reverse order of
+        // starting (the HTTP server drains its parked polls first).
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: gateway.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await services.run()
+        logger.info("gateway stopped")
     }
 
     static func requireSchema(_ connection: PostgresConnection) throws {
@@ -210,21 +214,6 @@ struct Serve: ParsableCommand {
               publish one:        \(psql) -c "INSERT INTO plexor.messages (tags, data) VALUES ('{chat}', '{\\"text\\":\\"hi\\"}')"
             Stop with Ctrl-C (parked polls are answered first).
             """)
-        fflush(stdout)
-    }
-
-    /// Blocks until SIGINT or SIGTERM.
-    static func waitForTermination() {
-        let done = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { done.signal() }
-            source.resume()
-            sources.append(source)
-        }
-        done.wait()
-        sources.forEach { $0.cancel() }
+        fflush(nil)  // every output stream (stdout itself is a global the compiler cannot check)
     }
 }

@@ -6,7 +6,7 @@ import PlexorPostgres
 /// A whole-number setting of `plexor serve`, defined once: its flag, its
 /// environment variable, its range, its help, and where it lives in the
 /// gateway's configuration, whose own default is the setting's default.
-struct IntegerSetting {
+struct IntegerSetting: Sendable {
     /// The long flag, without `--`.
     let flag: String
     let environment: String
@@ -16,12 +16,12 @@ struct IntegerSetting {
     /// How `--help` states the default, when not as the number (it depends on the machine).
     let defaultDescription: String?
     /// Reads the setting from a configuration and writes it back.
-    let get: (GatewayConfiguration) -> Int
-    let set: (inout GatewayConfiguration, Int) -> Void
+    let get: @Sendable (GatewayConfiguration) -> Int
+    let set: @Sendable (inout GatewayConfiguration, Int) -> Void
 
     init(_ flag: String, _ environment: String, range: ClosedRange<Int>, valueName: String, help: String,
          defaultDescription: String? = nil,
-         get: @escaping (GatewayConfiguration) -> Int, set: @escaping (inout GatewayConfiguration, Int) -> Void) {
+         get: @escaping @Sendable (GatewayConfiguration) -> Int, set: @escaping @Sendable (inout GatewayConfiguration, Int) -> Void) {
         self.flag = flag
         self.environment = environment
         self.range = range
@@ -33,14 +33,14 @@ struct IntegerSetting {
     }
 
     /// Most settings are a plain property of the configuration.
-    init(_ flag: String, _ environment: String, _ keyPath: WritableKeyPath<GatewayConfiguration, Int>,
+    init(_ flag: String, _ environment: String, _ keyPath: WritableKeyPath<GatewayConfiguration, Int> & Sendable,
          range: ClosedRange<Int>, valueName: String, help: String, defaultDescription: String? = nil) {
         self.init(flag, environment, range: range, valueName: valueName, help: help, defaultDescription: defaultDescription,
                   get: { $0[keyPath: keyPath] }, set: { $0[keyPath: keyPath] = $1 })
     }
 
     /// A limit that may be off: 0 on the command line, `nil` in the configuration.
-    init(_ flag: String, _ environment: String, zeroMeaningNone keyPath: WritableKeyPath<GatewayConfiguration, Int?>,
+    init(_ flag: String, _ environment: String, zeroMeaningNone keyPath: WritableKeyPath<GatewayConfiguration, Int?> & Sendable,
          range: ClosedRange<Int>, valueName: String, help: String) {
         self.init(flag, environment, range: range, valueName: valueName, help: help,
                   get: { $0[keyPath: keyPath] ?? 0 }, set: { $0[keyPath: keyPath] = $1 == 0 ? nil : $1 })

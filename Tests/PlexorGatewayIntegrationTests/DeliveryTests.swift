@@ -256,6 +256,7 @@ extension Thread {
     }
 }
 
+/// `@unchecked Sendable`: the errors are behind `lock`.
 final class PublisherGroup: @unchecked Sendable {
     private let group = DispatchGroup()
     private let lock = NSLock()

@@ -80,6 +80,7 @@ struct Answer {
 }
 
 /// Publishes with plain SQL, as an application would.
+/// `@unchecked Sendable`: each test (or publisher thread) uses its own.
 final class SQLPublisher: @unchecked Sendable {
     let connection: PostgresConnection
 

@@ -84,7 +84,7 @@ final class RecordedConnection: ResponseSink {
                                      publisher: BatchingPublisher(connectionString: configuration.connectionString, logger: logger),
                                      metrics: self.metrics, logger: logger)
         self.connection.handler = GatewayHTTPHandler(connection: self.connection, shard: self.shard,
-                                                  answerFraming: OKResponseHeads(corsOrigin: "*"), context: context)
+                                                  answerHeads: OKResponseHeads(corsOrigin: "*"), context: context)
     }
 
     /// Sends one request and reads the response it got.

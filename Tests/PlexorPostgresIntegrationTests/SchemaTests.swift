@@ -194,6 +194,7 @@ import Testing
 }
 
 /// Collects results from concurrent workers.
+/// `@unchecked Sendable`: the results are behind `lock`.
 final class NIOLockedResults: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: [Result<[Int], Error>] = []

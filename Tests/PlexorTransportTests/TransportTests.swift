@@ -127,7 +127,7 @@ import Testing
         let acceptor = Acceptor(socket: socket, loop: loop, logger: Logger(label: "test")) { connection in
             Replier(connection: connection, response: response, headLength: headLength, closed: closed)
         }
-        try loop.submit { try acceptor.start() }.wait()
+        try acceptor.start().wait()
         return (socket, acceptor)
     }
 
@@ -162,7 +162,7 @@ import Testing
         let closed = loop.makePromise(of: Void.self)
         let (socket, acceptor) = try self.serve(response, headLength: headLength, closed: closed, on: loop)
         defer {
-            try? loop.submit { acceptor.stop() }.wait()
+            try? acceptor.stop().wait()
             socket.close()
         }
         let client = try self.connect(socket.port, receiveBuffer: 4096)
@@ -187,7 +187,7 @@ import Testing
         let closed = loop.makePromise(of: Void.self)
         let (socket, acceptor) = try self.serve(ByteBuffer(string: "never asked for"), closed: closed, on: loop)
         defer {
-            try? loop.submit { acceptor.stop() }.wait()
+            try? acceptor.stop().wait()
             socket.close()
         }
         Glibc.close(try self.connect(socket.port))
@@ -218,9 +218,9 @@ import Testing
         let socket = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
         // Only the first loop accepts: the second gets its share all the same.
         let acceptor = Acceptor(socket: socket, loop: loops[0], logger: Logger(label: "test"), dispatcher: dispatcher)
-        try loops[0].submit { try acceptor.start() }.wait()
+        try acceptor.start().wait()
         defer {
-            try? loops[0].submit { acceptor.stop() }.wait()
+            try? acceptor.stop().wait()
             socket.close()
         }
         let clients = try (0..<6).map { _ in try self.connect(socket.port) }

@@ -6,6 +6,9 @@ import NIOPosix
 /// A few blocking libpq connections, each used by one thread of a thread pool
 /// at a time, for the gateway's short queries (catch-up, retention).
 /// Connections are opened on first use and replaced when they break.
+///
+/// `@unchecked Sendable`: a connection (not Sendable) is used by one pool
+/// thread at a time, handed between them through the idle list's lock.
 public final class PostgresPool: @unchecked Sendable {
     private let connectionString: String
     private let threadPool: NIOThreadPool

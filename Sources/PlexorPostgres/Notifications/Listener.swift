@@ -29,6 +29,9 @@ public struct ListenerUnavailable: Error, Sendable {
 /// second connection by a serial queue, which keeps the order of delivery.
 /// When the connection breaks it reconnects with backoff, LISTENs again on
 /// everything wanted, and only then tells the sinks to resynchronize.
+///
+/// `@unchecked Sendable`: shared state is behind `state`'s lock; each other
+/// mutable field is confined to one thread (noted on it) or set before it starts.
 public final class Listener: @unchecked Sendable {
     public struct Status: Sendable {
         public var connected: Bool
@@ -76,6 +79,7 @@ public final class Listener: @unchecked Sendable {
     /// The epoch while connected, else 0; written under the state's lock,
     /// read without it by every poll that parks.
     private let currentEpochValue = Atomic<UInt64>(0)
+    /// Set by `start` before the thread exists; read-only afterwards.
     private var sinks: [NotificationSink] = []
     private let wakeDescriptors: (read: Int32, write: Int32)
     private let fetchQueue = DispatchQueue(label: "plexor.listener.fetch")
@@ -88,6 +92,7 @@ public final class Listener: @unchecked Sendable {
     /// Warnings about dropped notifications, at most one a second (any session can send many).
     private let dropWarnings = NIOLockedValueBox(RateLimit(interval: .seconds(1)))
     private let finished = DispatchSemaphore(value: 0)
+    /// Set by `start`, read by `shutdown`: both called by the listener's owner, one after the other.
     private var started = false
 
     public init(connectionString: String, linger: TimeAmount = .seconds(30), logger: Logger) {

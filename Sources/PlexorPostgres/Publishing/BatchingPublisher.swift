@@ -9,6 +9,9 @@ import PlexorCore
 ///
 /// When a batch fails because of one request's content (bad JSON, too large),
 /// its requests are retried one by one, so each gets its own answer.
+///
+/// `@unchecked Sendable`: the queue is behind `condition`; the connection is
+/// used only on the publisher's thread.
 public final class BatchingPublisher: @unchecked Sendable {
     private struct Pending {
         var request: PublishRequest

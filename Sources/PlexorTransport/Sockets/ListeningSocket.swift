@@ -7,7 +7,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// A bound, listening, non-blocking TCP socket.
-public struct ListeningSocket {
+public struct ListeningSocket: Sendable {
     let descriptor: Int32
     public let port: Int
 
@@ -75,13 +75,13 @@ public struct ListenError: Error, CustomStringConvertible {
 /// Hands accepted connections to the loops in turn. The kernel wakes
 /// whichever loop it likes to accept (a burst of connections often all on
 /// one); dealing them out keeps every loop's share equal.
-public final class ConnectionDispatcher: @unchecked Sendable {
-    public struct Target {
+public final class ConnectionDispatcher: Sendable {
+    public struct Target: Sendable {
         let loop: EpollEventLoop
         /// Called on `loop`.
-        let makeHandler: (SocketConnection) -> ConnectionHandler
+        let makeHandler: @Sendable (SocketConnection) -> ConnectionHandler
 
-        public init(loop: EpollEventLoop, makeHandler: @escaping (SocketConnection) -> ConnectionHandler) {
+        public init(loop: EpollEventLoop, makeHandler: @escaping @Sendable (SocketConnection) -> ConnectionHandler) {
             self.loop = loop
             self.makeHandler = makeHandler
         }
@@ -124,7 +124,10 @@ public final class ConnectionDispatcher: @unchecked Sendable {
 
 /// One loop's watch on a listening socket shared by every loop: accepts
 /// what the kernel hands this loop and passes it to the dispatcher.
-public final class Acceptor: EpollRegistration {
+///
+/// `@unchecked Sendable`: its state (`stopped`, its registration) is only
+/// touched on `loop`; `start` and `stop` hop there themselves.
+public final class Acceptor: EpollRegistration, @unchecked Sendable {
     public unowned(unsafe) let loop: EpollEventLoop
     private let dispatcher: ConnectionDispatcher
     private let logger: Logger
@@ -142,23 +145,35 @@ public final class Acceptor: EpollRegistration {
 
     /// Every connection stays on `loop`.
     convenience init(socket: ListeningSocket, loop: EpollEventLoop, logger: Logger,
-                     makeHandler: @escaping (SocketConnection) -> ConnectionHandler) {
+                     makeHandler: @escaping @Sendable (SocketConnection) -> ConnectionHandler) {
         self.init(socket: socket, loop: loop, logger: logger,
                   dispatcher: ConnectionDispatcher([.init(loop: loop, makeHandler: makeHandler)]))
     }
 
-    /// Every loop waits on the socket; `EPOLLEXCLUSIVE` wakes one of them per connection.
-    public func start() throws {
+    /// Starts accepting on `loop`. Every loop waits on the socket;
+    /// `EPOLLEXCLUSIVE` wakes one of them per connection.
+    public func start() -> EventLoopFuture<Void> {
+        self.loop.submit { try self.watch() }
+    }
+
+    /// Stops accepting; the socket itself stays open (its owner closes it).
+    public func stop() -> EventLoopFuture<Void> {
+        self.loop.submit { self.unwatch() }
+    }
+
+    private func watch() throws {
+        self.loop.preconditionInEventLoop()
         try self.loop.register(self, events: cepoll_in | cepoll_exclusive)
     }
 
-    public func stop() {
+    private func unwatch() {
+        self.loop.preconditionInEventLoop()
         self.stopped = true
         self.loop.deregister(self)
     }
 
     override func loopClosed() {
-        self.stop()
+        self.unwatch()
     }
 
     override func ready(events: UInt32) {
@@ -182,8 +197,8 @@ public final class Acceptor: EpollRegistration {
     private func pause(_ error: Int32) {
         self.logger.warning("cannot accept: out of file descriptors or kernel memory; pausing accepts for 100 ms", metadata: ["errno": "\(error)"])
         self.loop.deregister(self)
-        _ = self.loop.scheduleTask(in: .milliseconds(100)) { [self] in
-            if !self.stopped { try? self.start() }
+        _ = self.loop.scheduleTask(in: .milliseconds(100)) {
+            if !self.stopped { try? self.watch() }
         }
     }
 }
