@@ -6,10 +6,6 @@ import Foundation
 struct Environment {
     var variables = ProcessInfo.processInfo.environment
 
-    func string(_ flag: String?, _ name: String) -> String? {
-        flag ?? self.variables[name]
-    }
-
     func integer(_ flag: Int?, _ name: String, default value: Int, range: ClosedRange<Int>, option: String) throws -> Int {
         let resolved: Int
         if let flag {

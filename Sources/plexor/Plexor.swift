@@ -27,7 +27,7 @@ struct CommandError: Error, CustomStringConvertible {
 }
 
 func makeLogger(_ level: String?) throws -> Logger {
-    let text = level ?? ProcessInfo.processInfo.environment["PLEXOR_LOG_LEVEL"] ?? "info"
+    let text = Settings.logLevel.value(level, Environment()) ?? Settings.defaultLogLevel
     guard let level = Logger.Level(rawValue: text) else {
         throw ValidationError("log level \(text) is not one of trace, debug, info, notice, warning, error, critical")
     }
@@ -47,7 +47,7 @@ struct Migrate: ParsableCommand {
     @Option(name: Settings.maxDataBytes.name, help: Settings.maxDataBytes.argumentHelp)
     var maxDataBytes: Int?
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical. Env: PLEXOR_LOG_LEVEL.")
+    @Option(name: Settings.logLevel.name, help: Settings.logLevel.argumentHelp)
     var logLevel: String?
 
     func run() throws {
@@ -87,15 +87,15 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: "Address to listen on. Env: PLEXOR_HOST. Default \(Settings.defaults.host) (use 0.0.0.0 behind a proxy on another host).")
+    @Option(name: Settings.host.name, help: Settings.host.argumentHelp)
     var host: String?
     @Option(name: Settings.port.name, help: Settings.port.argumentHelp)
     var port: Int?
-    @Flag(help: "Share --port with other plexor processes on this host (SO_REUSEPORT): the kernel spreads connections over them. Env: PLEXOR_REUSE_PORT=1.")
+    @Flag(name: Settings.reusePort.name, help: Settings.reusePort.argumentHelp)
     var reusePort = false
-    @Option(help: ArgumentHelp("A second port with the same routes that only this process listens on, to scrape or check each of several processes sharing --port. Env: PLEXOR_STATUS_PORT.", valueName: "port"))
+    @Option(name: Settings.statusPort.name, help: Settings.statusPort.argumentHelp)
     var statusPort: Int?
-    @Flag(help: "Apply migrations before serving an existing database (the embedded one is always migrated). Env: PLEXOR_MIGRATE=1.")
+    @Flag(name: Settings.migrate.name, help: Settings.migrate.argumentHelp)
     var migrate = false
     @Option(name: Settings.maxConnections.name, help: Settings.maxConnections.argumentHelp)
     var maxConnections: Int?
@@ -109,9 +109,9 @@ struct Serve: AsyncParsableCommand {
     var defaultTimeout: Int?
     @Option(name: Settings.maxTimeout.name, help: Settings.maxTimeout.argumentHelp)
     var maxTimeout: Int?
-    @Option(help: ArgumentHelp("Access-Control-Allow-Origin; empty sends no CORS headers. Env: PLEXOR_CORS_ORIGIN. Default \(Settings.defaults.corsOrigin ?? "none").", valueName: "origin"))
+    @Option(name: Settings.corsOrigin.name, help: Settings.corsOrigin.argumentHelp)
     var corsOrigin: String?
-    @Option(help: ArgumentHelp("Enables POST /publish for requests with Authorization: Bearer <token>. Env: PLEXOR_PUBLISH_TOKEN.", valueName: "token"))
+    @Option(name: Settings.publishToken.name, help: Settings.publishToken.argumentHelp)
     var publishToken: String?
     @Option(name: Settings.maxBodyBytes.name, help: Settings.maxBodyBytes.argumentHelp)
     var maxBodyBytes: Int?
@@ -129,14 +129,14 @@ struct Serve: AsyncParsableCommand {
     var queryConnections: Int?
     @Option(name: Settings.threads.name, help: Settings.threads.argumentHelp)
     var threads: Int?
-    @Option(help: "trace, debug, info, notice, warning, error or critical. Env: PLEXOR_LOG_LEVEL.")
+    @Option(name: Settings.logLevel.name, help: Settings.logLevel.argumentHelp)
     var logLevel: String?
 
     func run() async throws {
         let logger = try makeLogger(self.logLevel)
         let environment = Environment()
         var configuration = GatewayConfiguration(connectionString: "")
-        configuration.host = environment.string(self.host, "PLEXOR_HOST") ?? Settings.defaults.host
+        configuration.host = Settings.host.value(self.host, environment) ?? Settings.defaults.host
         let integers: [(IntegerSetting, Int?)] = [
             (Settings.port, self.port), (Settings.maxConnections, self.maxConnections),
             (Settings.headerTimeout, self.headerTimeout), (Settings.idleTimeout, self.idleTimeout),
@@ -149,14 +149,15 @@ struct Serve: AsyncParsableCommand {
         for (setting, flag) in integers {
             try setting.apply(flag, environment, to: &configuration)
         }
-        configuration.reusePort = self.reusePort || environment.variables["PLEXOR_REUSE_PORT"] == "1"
-        if self.statusPort != nil || environment.variables["PLEXOR_STATUS_PORT"] != nil {
-            configuration.statusPort = try environment.integer(self.statusPort, "PLEXOR_STATUS_PORT", default: 0, range: 0...65535, option: "--status-port")
+        configuration.reusePort = Settings.reusePort.isOn(self.reusePort, environment)
+        // Only when given: without it there is no status port at all.
+        if self.statusPort != nil || environment.variables[Settings.statusPort.environment] != nil {
+            try Settings.statusPort.apply(self.statusPort, environment, to: &configuration)
         }
-        let origin = environment.string(self.corsOrigin, "PLEXOR_CORS_ORIGIN") ?? Settings.defaults.corsOrigin ?? ""
+        let origin = Settings.corsOrigin.value(self.corsOrigin, environment) ?? ""
         configuration.corsOrigin = origin.isEmpty ? nil : origin
-        configuration.publishToken = environment.string(self.publishToken, "PLEXOR_PUBLISH_TOKEN").flatMap { $0.isEmpty ? nil : $0 }
-        let migrateExternal = self.migrate || environment.variables["PLEXOR_MIGRATE"] == "1"
+        configuration.publishToken = Settings.publishToken.value(self.publishToken, environment).flatMap { $0.isEmpty ? nil : $0 }
+        let migrateExternal = Settings.migrate.isOn(self.migrate, environment)
 
         var embedded: EmbeddedPostgres?
         var startedEmbedded = false

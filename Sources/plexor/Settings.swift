@@ -51,8 +51,8 @@ struct IntegerSetting: Sendable {
     var name: NameSpecification { .customLong(self.flag) }
 
     var argumentHelp: ArgumentHelp {
-        let shown = self.defaultDescription ?? String(self.defaultValue)
-        return ArgumentHelp("\(self.help) Env: \(self.environment). Default \(shown).", valueName: self.valueName)
+        settingHelp(self.help, environment: self.environment, default: self.defaultDescription ?? String(self.defaultValue),
+                    valueName: self.valueName)
     }
 
     /// The flag's value, else the environment's, else the default; checked against the range.
@@ -65,13 +65,87 @@ struct IntegerSetting: Sendable {
     }
 }
 
-/// Every whole-number setting of `plexor serve`, in the order `--help` lists them.
+/// A text setting, defined once: its flag, environment variable, default and help.
+struct TextSetting: Sendable {
+    let flag: String
+    let environment: String
+    let help: String
+    let valueName: String
+    /// Used when neither the flag nor the variable gives a value.
+    let defaultValue: String?
+    /// How `--help` states the default, when not as the value itself.
+    let defaultDescription: String?
+
+    init(_ flag: String, _ environment: String, valueName: String, help: String, default defaultValue: String? = nil,
+         defaultDescription: String? = nil) {
+        self.flag = flag
+        self.environment = environment
+        self.help = help
+        self.valueName = valueName
+        self.defaultValue = defaultValue
+        self.defaultDescription = defaultDescription
+    }
+
+    var name: NameSpecification { .customLong(self.flag) }
+
+    var argumentHelp: ArgumentHelp {
+        settingHelp(self.help, environment: self.environment, default: self.defaultDescription ?? self.defaultValue,
+                    valueName: self.valueName)
+    }
+
+    /// The flag's value, else the environment's, else the default.
+    func value(_ flag: String?, _ environment: Environment) -> String? {
+        flag ?? environment.variables[self.environment] ?? self.defaultValue
+    }
+}
+
+/// An on/off flag, defined once; also on when its environment variable is `1`.
+struct SwitchSetting: Sendable {
+    let flag: String
+    let environment: String
+    let help: String
+
+    init(_ flag: String, _ environment: String, help: String) {
+        self.flag = flag
+        self.environment = environment
+        self.help = help
+    }
+
+    var name: NameSpecification { .customLong(self.flag) }
+
+    var argumentHelp: ArgumentHelp { ArgumentHelp("\(self.help) Env: \(self.environment)=1.") }
+
+    func isOn(_ flag: Bool, _ environment: Environment) -> Bool {
+        flag || environment.variables[self.environment] == "1"
+    }
+}
+
+/// `--help`'s text for a setting: what it does, its variable, its default.
+func settingHelp(_ help: String, environment: String, default shown: String?, valueName: String) -> ArgumentHelp {
+    ArgumentHelp("\(help) Env: \(environment).\(shown.map { " Default \($0)." } ?? "")", valueName: valueName)
+}
+
+/// Every setting of `plexor serve` (and `migrate`), in the order `--help` lists them.
 enum Settings {
     /// A configuration with nothing changed: where every default comes from.
     static let defaults = GatewayConfiguration(connectionString: "")
 
+    static let databaseURL = TextSetting("database-url", "DATABASE_URL", valueName: "url",
+        help: "libpq connection string or URI of an existing PostgreSQL. Without it (and without PGHOST, PGHOSTADDR, PGPORT, PGDATABASE or PGSERVICE), Plexor runs its own PostgreSQL.")
+    static let dataDir = TextSetting("data-dir", "PLEXOR_DATA_DIR", valueName: "path",
+        help: "Data directory of the embedded PostgreSQL.", default: defaultDataDirectory)
+    static let defaultDataDirectory = ".plexor/postgres"
+    static let host = TextSetting("host", "PLEXOR_HOST", valueName: "host",
+        help: "Address to listen on (use 0.0.0.0 behind a proxy on another host).", default: defaults.host)
     static let port = IntegerSetting("port", "PLEXOR_PORT", \.port, range: 0...65535, valueName: "port",
         help: "HTTP port.")
+    static let reusePort = SwitchSetting("reuse-port", "PLEXOR_REUSE_PORT",
+        help: "Share --port with other plexor processes on this host (SO_REUSEPORT): the kernel spreads connections over them.")
+    static let statusPort = IntegerSetting("status-port", "PLEXOR_STATUS_PORT", range: 0...65535, valueName: "port",
+        help: "A second port with the same routes that only this process listens on, to scrape or check each of several processes sharing --port.",
+        defaultDescription: "none", get: { $0.statusPort ?? 0 }, set: { $0.statusPort = $1 })
+    static let migrate = SwitchSetting("migrate", "PLEXOR_MIGRATE",
+        help: "Apply migrations before serving an existing database (the embedded one is always migrated).")
     static let maxConnections = IntegerSetting("max-connections", "PLEXOR_MAX_CONNECTIONS", \.maximumConnections,
         range: 1...10_000_000, valueName: "n",
         help: "Open connections beyond this get a 503 at once (lowered to fit the file descriptor limit).")
@@ -90,6 +164,10 @@ enum Settings {
     static let maxTimeout = IntegerSetting("max-timeout", "PLEXOR_MAX_TIMEOUT", \.pollLimits.maximumTimeout,
         range: 0...86_400, valueName: "seconds",
         help: "Longer poll timeouts are lowered to this.")
+    static let corsOrigin = TextSetting("cors-origin", "PLEXOR_CORS_ORIGIN", valueName: "origin",
+        help: "Access-Control-Allow-Origin; empty sends no CORS headers.", default: defaults.corsOrigin, defaultDescription: defaults.corsOrigin ?? "none")
+    static let publishToken = TextSetting("publish-token", "PLEXOR_PUBLISH_TOKEN", valueName: "token",
+        help: "Enables POST /publish for requests with Authorization: Bearer <token>.")
     static let maxBodyBytes = IntegerSetting("max-body-bytes", "PLEXOR_MAX_BODY_BYTES", \.maximumBodyBytes,
         range: 1...(1 << 30), valueName: "bytes",
         help: "Largest request body, in bytes.")
@@ -120,4 +198,8 @@ enum Settings {
         range: 1...(1 << 30), valueName: "bytes",
         help: "Largest message data the database accepts, in bytes (stored in the database).",
         get: { _ in 262_144 }, set: { _, _ in })
+
+    static let logLevel = TextSetting("log-level", "PLEXOR_LOG_LEVEL", valueName: "level",
+        help: "trace, debug, info, notice, warning, error or critical.", default: defaultLogLevel)
+    static let defaultLogLevel = "info"
 }

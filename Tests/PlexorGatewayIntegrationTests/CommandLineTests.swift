@@ -38,6 +38,9 @@ import Testing
         #expect(flat.contains("PLEXOR_DEFAULT_TIMEOUT. Default \(defaults.pollLimits.defaultTimeout)."))
         #expect(flat.contains("PLEXOR_RETENTION_MAX_PER_TAG. Default \(defaults.retention.maximumPerTag!)."))
         #expect(flat.contains("PLEXOR_PORT. Default \(defaults.port)."))
+        #expect(flat.contains("PLEXOR_HOST. Default \(defaults.host)."))
+        #expect(flat.contains("PLEXOR_CORS_ORIGIN. Default \(defaults.corsOrigin ?? "none")."))
+        #expect(flat.contains("PLEXOR_REUSE_PORT=1."))
     }
 
     @Test func aValueOutOfRangeIsRefusedByNameFromTheFlagOrTheEnvironment() async throws {
@@ -47,5 +50,8 @@ import Testing
         let fromEnvironment = try await self.plexor(["serve"], environment: ["PLEXOR_IDLE_TIMEOUT": "soon"])
         #expect(fromEnvironment.status != 0)
         #expect(fromEnvironment.output.contains("PLEXOR_IDLE_TIMEOUT=soon is not a whole number"))
+        let statusPort = try await self.plexor(["serve"], environment: ["PLEXOR_STATUS_PORT": "-1"])
+        #expect(statusPort.status != 0)
+        #expect(statusPort.output.contains("--status-port (or PLEXOR_STATUS_PORT) must be from 0 to 65535; got -1"))
     }
 }
