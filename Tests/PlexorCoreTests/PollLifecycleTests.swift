@@ -83,6 +83,36 @@ import Testing
         #expect(machine.parkedCount == 2)
     }
 
+    @Test func aPollOfSeveralTagsTheRecentLogsCoverIsAnsweredWithoutAnId() throws {
+        var machine = self.lifecycle()
+        let (id, _) = try #require(self.started(&machine, self.poll([("a", 4), ("b", nil)]), now: self.t0))
+        _ = machine.listening(id, epoch: self.epoch, listenerEpoch: self.epoch, now: self.t0)
+        _ = machine.databaseRead(id, windows: [TagLogWindow(tag: "a", lastSeq: 4, firstSeq: 1), TagLogWindow(tag: "b", lastSeq: 2, firstSeq: 1)],
+                                 epoch: self.epoch, listenerEpoch: self.epoch, now: self.t0)
+        let seq5 = message(50, [("a", 5), ("b", 3)])
+        _ = machine.deliver([notification("a", seq5), notification("b", seq5)], now: self.t0)
+        // Behind both cursors: one message, carried by both tags, answered once.
+        let start = machine.start(self.poll([("a", 4), ("b", 2)]), now: self.t0)
+        #expect(start == .answered(PollAnswer(messages: [message(50, [("a", 5), ("b", 3)])], tags: ["a", "b"], cursors: [5, 3])))
+        // At the head with timeout=0: the cursors, at once.
+        #expect(machine.start(self.poll([("a", 5), ("b", 3)], timeout: 0), now: self.t0) == .answered(PollAnswer(tags: ["a", "b"], cursors: [5, 3])))
+        #expect(machine.activeCount == 0)
+    }
+
+    @Test func aPollWhoseTagsGotARecentLogWhileItWaitedForListenSkipsTheDatabase() throws {
+        var machine = self.lifecycle()
+        // Two polls of a tag nobody watched: both must wait for LISTEN.
+        let (first, _) = try #require(self.started(&machine, self.poll([("a", nil)]), now: self.t0))
+        let (second, _) = try #require(self.started(&machine, self.poll([("a", 6)]), now: self.t0))
+        // The first one's read establishes the recent log...
+        _ = machine.listening(first, epoch: self.epoch, listenerEpoch: self.epoch, now: self.t0)
+        _ = machine.databaseRead(first, windows: [TagLogWindow(tag: "a", lastSeq: 6, firstSeq: 1)],
+                                 epoch: self.epoch, listenerEpoch: self.epoch, now: self.t0)
+        // ...so the second parks from it when its LISTEN is confirmed.
+        #expect(machine.listening(second, epoch: self.epoch, listenerEpoch: self.epoch, now: self.t0) == nil)
+        #expect(machine.parkedCount == 2)
+    }
+
     @Test func aPollThatMayNotWaitIsAnsweredWithTheCursorsTheRecentLogsGive() throws {
         var machine = self.lifecycle()
         _ = try #require(self.parked(&machine, cursor: nil, lastSeq: 9, now: self.t0))

@@ -56,19 +56,22 @@ public struct PollLifecycle {
         case parked
     }
 
+    /// Kept small: a gateway holds one per parked poll.
     private struct ActivePoll {
         var tags: [Tag]
         /// Where the next catch-up starts (concrete after the first one).
         var cursors: [TagCursor]
-        var timeout: Int
         var deadline: NIODeadline
-        /// The recent logs' outcome read at the start, good once LISTEN is in place.
-        var known: CatchUp.Outcome?
+        /// False for `timeout=0`: answered once caught up, never parked.
+        var mayWait: Bool
         var phase: Phase
     }
 
     private var hub: Hub
     private var active: [PollID: ActivePoll] = [:]
+    /// For polls waiting for LISTEN: what the recent logs said when they
+    /// started, which holds once LISTEN is in place.
+    private var knownAtStart: [PollID: CatchUp.Outcome] = [:]
     private var lastID: UInt64 = 0
     private var draining = false
     public let catchUpLimitPerTag: Int
@@ -120,8 +123,9 @@ public struct PollLifecycle {
         let id = PollID(self.lastID)
         let tags = request.tags.map(\.tag)
         let newTags = self.hub.watch(tags)
-        self.active[id] = ActivePoll(tags: tags, cursors: request.tags, timeout: request.timeout,
-                                     deadline: now + .seconds(Int64(request.timeout)), known: known, phase: .subscribing)
+        self.active[id] = ActivePoll(tags: tags, cursors: request.tags, deadline: now + .seconds(Int64(request.timeout)),
+                                     mayWait: request.timeout > 0, phase: .subscribing)
+        if let known { self.knownAtStart[id] = known }
         return .started(id, .subscribe(id, newTags: newTags, tags: tags))
     }
 
@@ -139,9 +143,7 @@ public struct PollLifecycle {
     public mutating func listening(_ id: PollID, epoch: UInt64, listenerEpoch: UInt64, now: NIODeadline) -> Action? {
         guard var poll = self.active[id] else { return nil }
         precondition(poll.phase == .subscribing, "\(id) was not waiting for LISTEN")
-        if let known = poll.known {
-            poll.known = nil
-            self.active[id] = poll
+        if let known = self.knownAtStart.removeValue(forKey: id) {
             return self.resolve(id, known, epoch: epoch, listenerEpoch: listenerEpoch, now: now)
         }
         if let outcome = self.hub.catchUpFromRecent(poll.cursors, maximumPerTag: self.catchUpLimitPerTag) {
@@ -214,7 +216,7 @@ public struct PollLifecycle {
             self.finish(id, now: now)
             return .answer(id, answer)
         case .park(let cursors):
-            if poll.timeout == 0 || poll.deadline <= now {
+            if !poll.mayWait || poll.deadline <= now {
                 self.finish(id, now: now)
                 return .answer(id, PollAnswer(tags: poll.tags, cursors: cursors))
             }
@@ -252,6 +254,8 @@ public struct PollLifecycle {
 
     private mutating func finish(_ id: PollID, now: NIODeadline) {
         guard let poll = self.active.removeValue(forKey: id) else { return }
+        // Left (or failed) before LISTEN was in place.
+        if !self.knownAtStart.isEmpty { self.knownAtStart.removeValue(forKey: id) }
         // The tags linger on this loop; `tick` releases them.
         self.hub.unwatch(poll.tags, now: now)
     }
