@@ -1,27 +1,34 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import PlexorCore
 import PlexorPostgres
 import PlexorTransport
+import Synchronization
 
 /// What every connection's handler shares.
 final class GatewayContext: Sendable {
     let configuration: GatewayConfiguration
     let listener: Listener
     let publisher: BatchingPublisher
+    let presence: PresenceWriter?
+    let presenceAPI: PresenceAPI?
     let metrics: GatewayMetrics
     let logger: Logger
     let headWriter: HTTPResponseHeadWriter
 
-    init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, metrics: GatewayMetrics, logger: Logger) {
+    init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, presence: PresenceWriter?,
+         presenceAPI: PresenceAPI?, metrics: GatewayMetrics, logger: Logger) {
+        self.presenceAPI = presenceAPI
         self.configuration = configuration
         self.headWriter = HTTPResponseHeadWriter(corsOrigin: configuration.corsOrigin)
         self.listener = listener
         self.publisher = publisher
+        self.presence = presence
         self.metrics = metrics
         self.logger = logger
     }
@@ -30,7 +37,8 @@ final class GatewayContext: Sendable {
         let status = self.listener.status
         return self.metrics.render(listener: ListenerFigures(
             connected: status.connected, ready: status.ready, tags: status.listenedTags,
-            notifications: Int(status.notifications), dropped: status.dropped, reconnects: Int(status.reconnects)))
+            notifications: Int(status.notifications), dropped: status.dropped, reconnects: Int(status.reconnects)),
+            presence: self.presence?.status)
     }
 }
 
@@ -53,6 +61,8 @@ public final class Gateway: Sendable {
     public let parts: [GatewayPart]
 
     private let listener: Listener
+    /// Writes this gateway's presence; `nil` with `--presence off`.
+    let presence: PresenceWriter?
     let logger: Logger
 
     /// Starts everything and begins accepting connections. The schema must be migrated.
@@ -80,8 +90,16 @@ public final class Gateway: Sendable {
 
         // The hub shards hold a tag for the linger; the listener only bridges moves between loops.
         let listener = Listener(connectionString: configuration.connectionString, linger: .seconds(1), logger: logger)
+        let boundPort = BoundPort(configuration.port)
+        let presenceAPI = configuration.presence.enabled ? PresenceAPI(pool: pool) : nil
+        let presence = presenceAPI.map { api in
+            PresenceWriter(connectionString: configuration.connectionString, settings: configuration.presence, logger: logger,
+                           figures: Self.heartbeatFigures(host: configuration.host, port: boundPort, metrics: metrics, listener: listener),
+                           positionMoved: { api.positionMoved($0) })
+        }
+        self.presence = presence
         let shards = group.loops.enumerated().map { index, loop in
-            HubShard(loop: loop, index: index, listener: listener, pool: pool,
+            HubShard(loop: loop, index: index, listener: listener, pool: pool, presence: presence,
                      configuration: configuration, metrics: metrics, logger: logger)
         }
         self.listener = listener
@@ -96,15 +114,33 @@ public final class Gateway: Sendable {
             parts.append(GatewayPart("retention") { retention.cancel() })
         }
 
+        if let presence {
+            presence.start()
+            parts.append(GatewayPart("presence") { presence.shutdown() })
+        }
+
         let context = GatewayContext(configuration: configuration, listener: listener, publisher: publisher,
-                                     metrics: metrics, logger: logger)
+                                     presence: presence, presenceAPI: presenceAPI, metrics: metrics, logger: logger)
         let http = try Self.startHTTP(configuration, group: group, shards: shards, context: context, logger: logger)
         parts.append(http.part)
+        boundPort.set(http.ports[0])
         self.localPort = http.ports[0]
         self.localStatusPort = configuration.statusPort == nil ? nil : http.ports[1]
         self.parts = parts
         started = true
         logger.info("gateway listening", metadata: ["host": "\(configuration.host)", "port": "\(self.localPort)"])
+    }
+
+    /// What this gateway's presence heartbeat tells the others (and `plexor status`).
+    private static func heartbeatFigures(host: String, port: BoundPort, metrics: GatewayMetrics,
+                                         listener: Listener) -> @Sendable () -> GatewayHeartbeat {
+        let hostName = host == "0.0.0.0" || host == "::" ? ProcessInfo.processInfo.hostName : host
+        return {
+            GatewayHeartbeat(id: UUID(), host: hostName, pid: getpid(), port: port.value,
+                             connections: metrics.openConnections.load(ordering: .relaxed),
+                             parked: metrics.parkedPolls.load(ordering: .relaxed),
+                             listened: listener.status.listenedTags)
+        }
     }
 
     /// Retention on `loop` every interval, unless the policy keeps everything.
@@ -225,6 +261,21 @@ public final class Gateway: Sendable {
     public func shutdown() {
         self.parts.reversed().forEach { $0.stop() }
         self.logger.info("gateway stopped")
+    }
+}
+
+/// The port the HTTP server bound (known once it has), for the heartbeat.
+final class BoundPort: Sendable {
+    private let port: Atomic<Int>
+
+    init(_ port: Int) {
+        self.port = Atomic(port)
+    }
+
+    var value: Int { self.port.load(ordering: .relaxed) }
+
+    func set(_ port: Int) {
+        self.port.store(port, ordering: .relaxed)
     }
 }
 

@@ -21,8 +21,9 @@ public struct GatewayConfiguration: Sendable {
     public var maximumConnections = 10_000
     /// `Access-Control-Allow-Origin`; `nil` sends no CORS headers.
     public var corsOrigin: String? = "*"
-    /// Enables `POST /publish` with `Authorization: Bearer <token>`.
-    public var publishToken: String?
+    /// Enables the server-side API (`POST /publish`, `GET /online`, `GET /watch`)
+    /// with `Authorization: Bearer <token>`.
+    public var apiToken: String?
     /// Seconds a request may take to arrive whole, head and body, from its first byte (then a 408).
     public var headerTimeoutSeconds = 10
     /// Seconds a keep-alive connection may sit with no request before it is closed.
@@ -39,6 +40,8 @@ public struct GatewayConfiguration: Sendable {
     public var listenLinger: TimeAmount = .seconds(30)
     /// Event loops (each with its hub shard); defaults to one per core.
     public var eventLoopThreads = System.coreCount
+    /// Who is online, shared with every gateway through PostgreSQL.
+    public var presence = PresenceSettings()
 
     public init(connectionString: String) {
         self.connectionString = connectionString

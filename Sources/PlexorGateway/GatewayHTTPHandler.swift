@@ -26,6 +26,8 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     private let context: GatewayContext
     private var parser: HTTPRequestParser
     private var state = State.idle
+    /// The `/watch` in flight, to cancel if the client goes away.
+    private var watching: UInt64?
     /// Inside `handleRequests`. A response can finish synchronously within
     /// it (an answer at once, an error) and then asks to go on with the next
     /// request: the running loop does that, rather than a second, nested one.
@@ -58,6 +60,9 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         self.context.metrics.openConnections.subtract(1, ordering: .relaxed)
         if case .waiting(_, let poll?) = self.state {
             self.shard.cancelPoll(poll)
+        }
+        if let watching = self.watching {
+            self.context.presenceAPI?.cancel(watching)
         }
         self.state = .discarding
     }
@@ -153,6 +158,12 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         case "/publish":
             guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
             self.publish(framing, request)
+        case "/online":
+            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            self.online(framing, request, query: query)
+        case "/watch":
+            guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
+            self.watch(framing, request, query: query)
         case "/healthz":
             guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
             self.respondJSON(framing, .ok, "{\"status\":\"ok\"}")
@@ -190,14 +201,71 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         }
     }
 
-    private func publish(_ framing: ResponseFraming, _ http: HTTPRequest) {
-        guard let token = self.context.configuration.publishToken else {
-            return self.respondError(framing, .notFound, "publishing over HTTP is disabled; set a publish token to enable it")
+    /// The server-side API (`/publish`, `/online`, `/watch`) needs the API
+    /// token: answers 404 when none is set, 401 for a wrong one; true when
+    /// the request may go on.
+    private func authorized(_ framing: ResponseFraming, _ http: HTTPRequest, _ what: String) -> Bool {
+        guard let token = self.context.configuration.apiToken else {
+            self.respondError(framing, .notFound, "\(what) over HTTP is disabled; set an API token (--api-token) to enable it")
+            return false
         }
         guard let given = http.authorization.flatMap(bearerToken), constantTimeEquals(given, token) else {
-            return self.respondError(framing, .unauthorized, "a valid Authorization: Bearer <token> header is required",
-                                     extraHeaders: [("WWW-Authenticate", "Bearer")])
+            self.respondError(framing, .unauthorized, "a valid Authorization: Bearer <token> header is required",
+                              extraHeaders: [("WWW-Authenticate", "Bearer")])
+            return false
         }
+        return true
+    }
+
+    /// `/online` and `/watch`: the token, presence on, a valid query.
+    private func presenceRequest(_ framing: ResponseFraming, _ http: HTTPRequest, query: UnsafeRawBufferPointer,
+                                 watch: Bool) -> (PresenceAPI, PresenceRequest)? {
+        guard self.authorized(framing, http, "presence") else { return nil }
+        guard let api = self.context.presenceAPI else {
+            self.respondError(framing, .notFound, "presence is off on this gateway (--presence off)")
+            return nil
+        }
+        do {
+            return (api, try PresenceRequest(query: query, acceptsPosition: watch, limits: self.context.configuration.pollLimits))
+        } catch {
+            self.respondError(framing, .badRequest, error.message)
+            return nil
+        }
+    }
+
+    private func online(_ framing: ResponseFraming, _ http: HTTPRequest, query: UnsafeRawBufferPointer) {
+        guard let (api, request) = self.presenceRequest(framing, http, query: query, watch: false) else { return }
+        self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
+        api.online(request, on: self.shard.loop).assumeIsolated().whenComplete { result in
+            self.presenceAnswered(result)
+        }
+    }
+
+    private func watch(_ framing: ResponseFraming, _ http: HTTPRequest, query: UnsafeRawBufferPointer) {
+        guard let (api, request) = self.presenceRequest(framing, http, query: query, watch: true) else { return }
+        self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
+        let handler = NIOLoopBound(self, eventLoop: self.shard.loop)
+        self.watching = api.watch(request, on: self.shard.loop) { result in
+            handler.value.watching = nil
+            handler.value.presenceAnswered(result)
+        }
+    }
+
+    private func presenceAnswered(_ result: Result<String, any Error>) {
+        guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
+        switch result {
+        case .success(let body):
+            self.respondJSON(framing, .ok, body)
+        case .failure(let error):
+            self.context.logger.warning("presence query failed", metadata: ["error": "\(error)"])
+            self.respondError(framing, .serviceUnavailable, "PostgreSQL is unavailable; retry")
+        }
+    }
+
+    private func publish(_ framing: ResponseFraming, _ http: HTTPRequest) {
+        guard self.authorized(framing, http, "publishing") else { return }
         let request: PublishRequest
         do {
             request = try PublishRequest(json: http.body.map { Array($0.readableBytesView) } ?? [])

@@ -24,7 +24,7 @@ public final class GatewayMetrics: Sendable {
     public init() {}
 
     /// Prometheus text exposition format, with the listener's figures.
-    func render(listener: ListenerFigures) -> String {
+    func render(listener: ListenerFigures, presence: PresenceWriter.Status?) -> String {
         var text = ""
         func add(_ name: String, _ type: String, _ help: String, _ value: Int) {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
@@ -56,6 +56,12 @@ public final class GatewayMetrics: Sendable {
             text += "plexor_listener_notifications_dropped_total{reason=\"\(reason.rawValue)\"} \(listener.dropped[reason] ?? 0)\n"
         }
         add("plexor_listener_reconnects_total", "counter", "Times the LISTEN connection was re-established.", listener.reconnects)
+        if let presence {
+            add("plexor_presence_tracked_tags", "gauge", "Tags with listeners on this gateway (presence).", presence.trackedTags)
+            add("plexor_presence_online_tags", "gauge", "Tags online on any gateway, as of the last heartbeat.", Int(presence.onlineTags))
+            add("plexor_presence_writes_total", "counter", "Transactions that wrote this gateway's changed listener counts.", presence.writes)
+            add("plexor_presence_events_total", "counter", "Online and offline events this gateway's writes and sweeps emitted.", Int(presence.events))
+        }
         return text
     }
 }

@@ -30,8 +30,10 @@ final class HubShard: NotificationSink, @unchecked Sendable {
     /// What the parked-polls gauge last heard from this shard.
     private var reportedParked = 0
     private var sweep: RepeatedTask?
+    /// Presence: what this loop last reported, and where it goes.
+    private var presence: (tally: PresenceTally, writer: PresenceWriter, task: RepeatedTask?)?
 
-    init(loop: EventLoop, index: Int, listener: Listener, pool: PostgresPool,
+    init(loop: EventLoop, index: Int, listener: Listener, pool: PostgresPool, presence: PresenceWriter?,
          configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger) {
         self.loop = loop
         self.index = index
@@ -40,6 +42,7 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         self.metrics = metrics
         self.logger = logger
         self.lifecycle = PollLifecycle(catchUpLimitPerTag: configuration.catchUpLimitPerTag, linger: configuration.listenLinger)
+        self.presence = presence.map { (PresenceTally(scope: $0.settings.scope), $0, nil) }
     }
 
     /// Starts the coarse timeout sweep (one timer per loop, not per poll).
@@ -47,11 +50,24 @@ final class HubShard: NotificationSink, @unchecked Sendable {
         self.sweep = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
             self.perform(self.lifecycle.tick(now: .now()))
         }
+        self.startPresence()
     }
 
     func stop() {
         self.sweep?.cancel()
         self.sweep = nil
+        self.presence?.task?.cancel()
+        self.presence?.task = nil
+    }
+
+    /// Hands the writer what changed in this loop's listener counts; once an
+    /// interval, so nothing is counted per poll.
+    private func startPresence() {
+        guard let interval = self.presence?.writer.settings.interval else { return }
+        self.presence?.task = self.loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            guard let changes = self.presence?.tally.changes(current: self.lifecycle.listenerCounts) else { return }
+            self.presence?.writer.add(changes)
+        }
     }
 
     // MARK: Polls (on the loop)

@@ -111,6 +111,8 @@ struct Serve: AsyncParsableCommand {
     var maxTimeout: Int?
     @Option(name: Settings.corsOrigin.name, help: Settings.corsOrigin.argumentHelp)
     var corsOrigin: String?
+    @Option(name: Settings.apiToken.name, help: Settings.apiToken.argumentHelp)
+    var apiToken: String?
     @Option(name: Settings.publishToken.name, help: Settings.publishToken.argumentHelp)
     var publishToken: String?
     @Option(name: Settings.maxBodyBytes.name, help: Settings.maxBodyBytes.argumentHelp)
@@ -123,6 +125,16 @@ struct Serve: AsyncParsableCommand {
     var retentionMaxPerTag: Int?
     @Option(name: Settings.retentionInterval.name, help: Settings.retentionInterval.argumentHelp)
     var retentionInterval: Int?
+    @Option(name: Settings.presence.name, help: Settings.presence.argumentHelp)
+    var presence: String?
+    @Option(name: Settings.presencePrefixes.name, help: Settings.presencePrefixes.argumentHelp)
+    var presencePrefixes: String?
+    @Option(name: Settings.presenceGrace.name, help: Settings.presenceGrace.argumentHelp)
+    var presenceGrace: Int?
+    @Option(name: Settings.presenceHeartbeatTimeout.name, help: Settings.presenceHeartbeatTimeout.argumentHelp)
+    var presenceHeartbeatTimeout: Int?
+    @Option(name: Settings.presenceRetention.name, help: Settings.presenceRetention.argumentHelp)
+    var presenceRetention: Int?
     @Option(name: Settings.catchUpLimit.name, help: Settings.catchUpLimit.argumentHelp)
     var catchUpLimit: Int?
     @Option(name: Settings.queryConnections.name, help: Settings.queryConnections.argumentHelp)
@@ -145,6 +157,8 @@ struct Serve: AsyncParsableCommand {
             (Settings.retentionMaxAge, self.retentionMaxAge), (Settings.retentionMaxPerTag, self.retentionMaxPerTag),
             (Settings.retentionInterval, self.retentionInterval), (Settings.catchUpLimit, self.catchUpLimit),
             (Settings.queryConnections, self.queryConnections), (Settings.threads, self.threads),
+            (Settings.presenceGrace, self.presenceGrace), (Settings.presenceHeartbeatTimeout, self.presenceHeartbeatTimeout),
+            (Settings.presenceRetention, self.presenceRetention),
         ]
         for (setting, flag) in integers {
             try setting.apply(flag, environment, to: &configuration)
@@ -156,7 +170,9 @@ struct Serve: AsyncParsableCommand {
         }
         let origin = Settings.corsOrigin.value(self.corsOrigin, environment) ?? ""
         configuration.corsOrigin = origin.isEmpty ? nil : origin
-        configuration.publishToken = Settings.publishToken.value(self.publishToken, environment).flatMap { $0.isEmpty ? nil : $0 }
+        configuration.apiToken = (Settings.apiToken.value(self.apiToken, environment)
+            ?? Settings.publishToken.value(self.publishToken, environment)).flatMap { $0.isEmpty ? nil : $0 }
+        try Self.applyPresence(self.presence, self.presencePrefixes, environment, to: &configuration)
         let migrateExternal = Settings.migrate.isOn(self.migrate, environment)
 
         var embedded: EmbeddedPostgres?
@@ -196,6 +212,23 @@ struct Serve: AsyncParsableCommand {
             services: gateway.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
         logger.info("gateway stopped")
+    }
+
+    /// `--presence on|off` and `--presence-prefixes a,b`, checked.
+    static func applyPresence(_ flag: String?, _ prefixes: String?, _ environment: Environment,
+                              to configuration: inout GatewayConfiguration) throws {
+        switch Settings.presence.value(flag, environment) {
+        case "on": configuration.presence.enabled = true
+        case "off": configuration.presence.enabled = false
+        case let other: throw ValidationError("--presence (or \(Settings.presence.environment)) must be on or off; got \(other ?? "")")
+        }
+        guard let list = Settings.presencePrefixes.value(prefixes, environment) else { return }
+        let parsed = list.split(separator: ",", omittingEmptySubsequences: false).map { String($0) }
+        // A prefix of a tag is spelled like one.
+        guard parsed.count <= 100, parsed.allSatisfy({ (try? Tag(validating: $0)) != nil }) else {
+            throw ValidationError("--presence-prefixes (or \(Settings.presencePrefixes.environment)) must be at most 100 comma-separated prefixes, each spelled like a tag; got \(list.prefix(200))")
+        }
+        configuration.presence.scope = PresenceScope(prefixes: parsed)
     }
 
     static func requireSchema(_ connection: PostgresConnection) throws {

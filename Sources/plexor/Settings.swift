@@ -166,8 +166,11 @@ enum Settings {
         help: "Longer poll timeouts are lowered to this.")
     static let corsOrigin = TextSetting("cors-origin", "PLEXOR_CORS_ORIGIN", valueName: "origin",
         help: "Access-Control-Allow-Origin; empty sends no CORS headers.", default: defaults.corsOrigin, defaultDescription: defaults.corsOrigin ?? "none")
+    static let apiToken = TextSetting("api-token", "PLEXOR_API_TOKEN", valueName: "token",
+        help: "Enables the server-side API (POST /publish, GET /online, GET /watch) for requests with Authorization: Bearer <token>.")
+    /// The name `--api-token` had before the API grew beyond publishing; still accepted.
     static let publishToken = TextSetting("publish-token", "PLEXOR_PUBLISH_TOKEN", valueName: "token",
-        help: "Enables POST /publish for requests with Authorization: Bearer <token>.")
+        help: "The same as --api-token (its earlier name).")
     static let maxBodyBytes = IntegerSetting("max-body-bytes", "PLEXOR_MAX_BODY_BYTES", \.maximumBodyBytes,
         range: 1...(1 << 30), valueName: "bytes",
         help: "Largest request body, in bytes.")
@@ -182,6 +185,19 @@ enum Settings {
         help: "Seconds between retention runs.",
         get: { Int($0.retentionInterval.nanoseconds / 1_000_000_000) },
         set: { $0.retentionInterval = .seconds(Int64($1)) })
+    static let presence = TextSetting("presence", "PLEXOR_PRESENCE", valueName: "on|off",
+        help: "Track who is online (listeners per tag, on every gateway, through PostgreSQL).", default: "on")
+    static let presencePrefixes = TextSetting("presence-prefixes", "PLEXOR_PRESENCE_PREFIXES", valueName: "a,b",
+        help: "Track presence only for tags starting with one of these comma-separated prefixes.", defaultDescription: "every tag")
+    static let presenceGrace = IntegerSetting("presence-grace", "PLEXOR_PRESENCE_GRACE", \.presence.graceSeconds,
+        range: 0...86_400, valueName: "seconds",
+        help: "A tag stays online this long after its last listener on any gateway went away.")
+    static let presenceHeartbeatTimeout = IntegerSetting("presence-heartbeat-timeout", "PLEXOR_PRESENCE_HEARTBEAT_TIMEOUT",
+        \.presence.heartbeatTimeoutSeconds, range: 2...3600, valueName: "seconds",
+        help: "A gateway silent this long is taken for dead by the others, and its listeners removed (gateways heartbeat every second).")
+    static let presenceRetention = IntegerSetting("presence-retention", "PLEXOR_PRESENCE_RETENTION", \.presence.retentionSeconds,
+        range: 60...Int(Int32.max), valueName: "seconds",
+        help: "Online/offline events older than this are removed.")
     static let catchUpLimit = IntegerSetting("catch-up-limit", "PLEXOR_CATCH_UP_LIMIT", \.catchUpLimitPerTag,
         range: 1...100_000, valueName: "n",
         help: "Messages one catch-up reads per tag.")

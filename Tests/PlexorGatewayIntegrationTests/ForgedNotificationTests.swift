@@ -88,7 +88,7 @@ import Testing
 
     @Test func aGatewayRunsAsPlexorGatewayAndAppsPublishAsPlexorPublisher() async throws {
         let gatewayRole = try TestDatabase.connectionString(asRole: "plexor_test_gateway", granted: ["plexor_gateway"])
-        let gateway = try startGateway(gatewayRole) { $0.publishToken = "s3cret" }
+        let gateway = try startGateway(gatewayRole) { $0.apiToken = "s3cret" }
         defer { gateway.shutdown() }
         let tag = uniqueTag()
         let publisher = try SQLPublisher(TestDatabase.connectionString(asRole: "plexor_test_publisher", granted: ["plexor_publisher"]))

@@ -13,8 +13,9 @@ final class GatewayProcess: @unchecked Sendable {  // used by one test at a time
     let welcome: String
 
     /// `descriptorLimit`: `ulimit -n` for the process. `embedded`: a data
-    /// directory, to serve an embedded PostgreSQL there instead of the test database.
-    init(arguments: [String] = [], descriptorLimit: Int? = nil, embedded: String? = nil) throws {
+    /// directory, to serve an embedded PostgreSQL there instead of the test
+    /// database; `databaseURL`: another database than the test database.
+    init(arguments: [String] = [], descriptorLimit: Int? = nil, embedded: String? = nil, databaseURL: String? = nil) throws {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let executable = [directory, directory.deletingLastPathComponent()]
             .map { $0.appendingPathComponent("plexor").path }
@@ -24,7 +25,7 @@ final class GatewayProcess: @unchecked Sendable {  // used by one test at a time
         }
         let limit = descriptorLimit.map { "ulimit -n \($0) && " } ?? ""
         self.process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        let database = try embedded.map { ["--data-dir", $0] } ?? ["--database-url", try TestDatabase.connectionString]
+        let database = try embedded.map { ["--data-dir", $0] } ?? ["--database-url", try databaseURL ?? TestDatabase.connectionString]
         self.process.arguments = ["-c", limit + "exec \"$0\" serve --port 0 --log-level warning \"$@\"", executable]
             + database + arguments
         self.output = Pipe()

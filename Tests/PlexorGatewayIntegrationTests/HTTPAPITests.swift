@@ -138,7 +138,7 @@ import Testing
     }
 
     @Test func publishOverHTTPReachesParkedPolls() async throws {
-        let gateway = try startGateway { $0.publishToken = "s3cret" }
+        let gateway = try startGateway { $0.apiToken = "s3cret" }
         defer { gateway.shutdown() }
         let a = uniqueTag(), b = uniqueTag()
         let client = try await TestHTTPClient.connect(port: gateway.localPort)
@@ -157,7 +157,7 @@ import Testing
 
     @Test func publishRejectsBadTokensAndBodies() async throws {
         let gateway = try startGateway {
-            $0.publishToken = "s3cret"
+            $0.apiToken = "s3cret"
             $0.maximumBodyBytes = 300_000
         }
         defer { gateway.shutdown() }
@@ -187,7 +187,7 @@ import Testing
     }
 
     @Test func concurrentHTTPPublishesAllLandWithDistinctSeqs() async throws {
-        let gateway = try startGateway { $0.publishToken = "t" }
+        let gateway = try startGateway { $0.apiToken = "t" }
         defer { gateway.shutdown() }
         let tag = uniqueTag()
         let port = gateway.localPort

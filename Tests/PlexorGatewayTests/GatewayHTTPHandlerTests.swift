@@ -70,7 +70,7 @@ final class RecordedConnection: ResponseSink {
     init() throws {
         var configuration = GatewayConfiguration(connectionString: "host=/nonexistent")
         configuration.maximumBodyBytes = 100
-        configuration.publishToken = "t"
+        configuration.apiToken = "t"
         configuration.headerTimeoutSeconds = 10
         configuration.idleTimeoutSeconds = 60
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -78,11 +78,11 @@ final class RecordedConnection: ResponseSink {
         let listener = Listener(connectionString: configuration.connectionString, logger: logger)
         let loop = EmbeddedEventLoop()
         self.shard = HubShard(loop: loop, index: 0, listener: listener,
-                             pool: PostgresPool(connectionString: configuration.connectionString, size: 1),
+                             pool: PostgresPool(connectionString: configuration.connectionString, size: 1), presence: nil,
                              configuration: configuration, metrics: self.metrics, logger: logger)
         let context = GatewayContext(configuration: configuration, listener: listener,
                                      publisher: BatchingPublisher(connectionString: configuration.connectionString, logger: logger),
-                                     metrics: self.metrics, logger: logger)
+                                     presence: nil, presenceAPI: nil, metrics: self.metrics, logger: logger)
         self.connection.handler = GatewayHTTPHandler(connection: self.connection, shard: self.shard,
                                                   answerHeads: OKResponseHeads(corsOrigin: "*"), context: context)
     }

@@ -18,9 +18,10 @@ import Testing
         self.owner = try PostgresConnection(self.connectionString)
     }
 
-    func heartbeat(_ gateway: UUID, _ connection: PostgresConnection? = nil) throws -> Bool {
-        try (connection ?? self.owner).presenceHeartbeat(GatewayHeartbeat(id: gateway, host: "test", pid: 1, port: 1,
-                                                                            connections: 0, parked: 0, listened: 0))
+    /// Whether the gateway must report all its counts again.
+    func heartbeat(_ gateway: UUID) throws -> Bool {
+        try self.owner.presenceHeartbeat(GatewayHeartbeat(id: gateway, host: "test", pid: 1, port: 1,
+                                                          connections: 0, parked: 0, listened: 0)).mustReportAll
     }
 
     func report(_ gateway: UUID, _ counts: [(String, Int)]) throws {
@@ -39,6 +40,9 @@ import Testing
         _ = try self.heartbeat(self.gatewayA)
         try self.report(self.gatewayA, [("ann", 1)])
         #expect(try self.online() == ["ann": 1])
+        let reply = try self.owner.presenceHeartbeat(GatewayHeartbeat(id: self.gatewayA, host: "test", pid: 1, port: 1,
+                                                                       connections: 0, parked: 0, listened: 0))
+        #expect(reply == .init(mustReportAll: false, lastPosition: 1, onlineTags: 1))
         try self.report(self.gatewayA, [("ann", 0)])
         // In its grace period: online, with no listener.
         #expect(try self.online() == ["ann": 0])

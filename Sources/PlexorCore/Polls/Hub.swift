@@ -76,6 +76,11 @@ public struct Hub {
     public var parkedCount: Int { self.polls.count }
     public var watchedTagCount: Int { self.tagStates.count }
 
+    /// Every tag this loop holds, with the polls watching it (0 while it lingers).
+    public var watcherCounts: [(tag: Tag, listeners: Int)] {
+        self.tagStates.map { (tag: $0.key, listeners: $0.value.watchers) }
+    }
+
     // MARK: Interest
 
     /// Counts one more watcher for each tag; returns the tags this loop did

@@ -87,6 +87,11 @@ public struct PollLifecycle {
     public var activeCount: Int { self.active.count }
     public var watchedTagCount: Int { self.hub.watchedTagCount }
 
+    /// Every tag this loop holds, with its listeners: the polls on it, in any phase.
+    public var listenerCounts: [(tag: Tag, listeners: Int)] {
+        self.hub.watcherCounts
+    }
+
     // MARK: Events from the client
 
     public mutating func start(_ request: PollRequest, now: NIODeadline) -> Start {

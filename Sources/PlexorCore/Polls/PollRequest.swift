@@ -49,14 +49,7 @@ public struct PollRequest: Equatable, Sendable {
     public init(query: UnsafeRawBufferPointer, limits: PollLimits) throws(RequestError) {
         var tags: [TagCursor]?
         var timeout: Int?
-        var position = 0
-        while position < query.count {
-            let end = query.index(of: UInt8(ascii: "&"), from: position) ?? query.count
-            defer { position = end + 1 }
-            guard end > position else { continue }
-            let equals = query.index(of: UInt8(ascii: "="), from: position, before: end)
-            let key = UnsafeRawBufferPointer(rebasing: query[position..<(equals ?? end)])
-            let value = UnsafeRawBufferPointer(rebasing: query[(equals.map { $0 + 1 } ?? end)..<end])
+        try QueryString.forEachParameter(query) { (key, value) throws(RequestError) in
             if key.equals("tags") {
                 guard tags == nil else { throw .badRequest("parameter tags is given more than once") }
                 tags = try PercentDecoding.withDecoded(value, parameter: key) { (value) throws(RequestError) in
@@ -133,6 +126,24 @@ public enum RequestError: Error, Equatable, Sendable {
     public var message: String {
         switch self {
         case .badRequest(let message): return message
+        }
+    }
+}
+
+enum QueryString {
+    /// Calls `body` with the key and value bytes of each `key=value` pair
+    /// (either may be empty; empty pairs are skipped), in order.
+    @inline(__always)
+    static func forEachParameter(_ query: UnsafeRawBufferPointer,
+                                 _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws(RequestError) -> Void) throws(RequestError) {
+        var position = 0
+        while position < query.count {
+            let end = query.index(of: UInt8(ascii: "&"), from: position) ?? query.count
+            defer { position = end + 1 }
+            guard end > position else { continue }
+            let equals = query.index(of: UInt8(ascii: "="), from: position, before: end)
+            try body(UnsafeRawBufferPointer(rebasing: query[position..<(equals ?? end)]),
+                     UnsafeRawBufferPointer(rebasing: query[(equals.map { $0 + 1 } ?? end)..<end]))
         }
     }
 }

@@ -26,20 +26,26 @@ public final class PostgresPool: @unchecked Sendable {
         self.idle.withLockedValue { $0.removeAll() }
     }
 
-    /// Runs `body` with a connection on a pool thread; the future completes on `loop`.
+    /// Runs `body` with a connection on a pool thread; the future completes
+    /// on `loop`. An idle connection that turns out to have broken while it
+    /// waited (the server restarted) is replaced and `body` run once more on
+    /// a new one: the pool's queries only read, or may be repeated.
     public func withConnection<T: Sendable>(on loop: EventLoop, _ body: @escaping @Sendable (PostgresConnection) throws -> T) -> EventLoopFuture<T> {
         self.threadPool.runIfActive(eventLoop: loop) {
-            let connection = try self.idle.withLockedValue { $0.popLast() }
-                ?? PostgresConnection(self.connectionString, applicationName: "plexor")
-            do {
-                let value = try body(connection)
-                self.checkIn(connection)
-                return value
-            } catch {
-                self.checkIn(connection)
-                throw error
+            if let idle = self.idle.withLockedValue({ $0.popLast() }) {
+                do {
+                    return try self.run(body, on: idle)
+                } catch where !idle.isHealthy {
+                    // Broken before this query could use it: try a new connection.
+                }
             }
+            return try self.run(body, on: PostgresConnection(self.connectionString, applicationName: "plexor"))
         }
+    }
+
+    private func run<T>(_ body: (PostgresConnection) throws -> T, on connection: PostgresConnection) throws -> T {
+        defer { self.checkIn(connection) }
+        return try body(connection)
     }
 
     private func checkIn(_ connection: PostgresConnection) {

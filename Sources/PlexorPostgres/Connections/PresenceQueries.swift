@@ -52,12 +52,22 @@ public struct GatewayHeartbeat: Sendable, Equatable {
 }
 
 extension PostgresConnection {
-    /// Heartbeats; true when the gateway's row was missing, so it must report all its counts again.
-    public func presenceHeartbeat(_ heartbeat: GatewayHeartbeat) throws -> Bool {
-        try self.query("SELECT plexor.presence_heartbeat($1, $2, $3, $4, $5, $6, $7)", [
+    /// What a heartbeat learns.
+    public struct HeartbeatReply: Sendable, Equatable {
+        /// The gateway's row was missing: it must report all its counts again.
+        public var mustReportAll: Bool
+        public var lastPosition: Int64
+        public var onlineTags: Int64
+    }
+
+    /// Heartbeats, and learns where presence stands.
+    public func presenceHeartbeat(_ heartbeat: GatewayHeartbeat) throws -> HeartbeatReply {
+        try self.query("SELECT must_report, last_pos, online_tags FROM plexor.presence_heartbeat($1, $2, $3, $4, $5, $6, $7)", [
             heartbeat.id.uuidString, heartbeat.host, String(heartbeat.pid), String(heartbeat.port),
             String(heartbeat.connections), String(heartbeat.parked), String(heartbeat.listened),
-        ]) { rows in rows.bool(0, 0) ?? true }
+        ]) { rows in
+            HeartbeatReply(mustReportAll: rows.bool(0, 0) ?? true, lastPosition: rows.int64(0, 1) ?? 0, onlineTags: rows.int64(0, 2) ?? 0)
+        }
     }
 
     /// This gateway's listener counts for tags whose count changed (0: none left); returns the events it caused.

@@ -145,17 +145,22 @@ END
 $$;
 
 -- A gateway's heartbeat, with its figures for `plexor status`. Returns
--- true when its row was missing (new gateway, a database that lost its
--- unlogged tables, or a gateway swept as dead): it must report all its
--- counts again.
+-- whether its row was missing (new gateway, a database that lost its
+-- unlogged tables, or a gateway swept as dead: it must report all its
+-- counts again), the last event position, and how many tags are online.
 CREATE FUNCTION plexor.presence_heartbeat(p_gateway uuid, p_host text, p_pid int, p_port int,
-                                          p_connections int, p_parked int, p_listened int) RETURNS boolean
+                                          p_connections int, p_parked int, p_listened int)
+RETURNS TABLE (must_report boolean, last_pos bigint, online_tags bigint)
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO plexor.gateways AS g (id, host, pid, port, connections, parked, listened)
-    VALUES (p_gateway, p_host, p_pid, p_port, p_connections, p_parked, p_listened)
-    ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp(), host = excluded.host, pid = excluded.pid,
-        port = excluded.port, connections = excluded.connections, parked = excluded.parked, listened = excluded.listened
-    RETURNING (xmax = 0)
+    WITH beat AS (
+        INSERT INTO plexor.gateways AS g (id, host, pid, port, connections, parked, listened)
+        VALUES (p_gateway, p_host, p_pid, p_port, p_connections, p_parked, p_listened)
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp(), host = excluded.host, pid = excluded.pid,
+            port = excluded.port, connections = excluded.connections, parked = excluded.parked, listened = excluded.listened
+        RETURNING (xmax = 0) AS inserted
+    )
+    SELECT beat.inserted, (SELECT h.last_pos FROM plexor.presence_position AS h), (SELECT count(*) FROM plexor.presence)
+    FROM beat
 $$;
 
 -- A gateway going away cleanly: its listeners are gone (their tags start
