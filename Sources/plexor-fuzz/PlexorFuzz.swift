@@ -12,6 +12,7 @@ enum FuzzTarget: String, CaseIterable {
     case poll
     case publish
     case notification
+    case presence
 
     func run(_ input: UnsafeRawBufferPointer) {
         switch self {
@@ -31,6 +32,13 @@ enum FuzzTarget: String, CaseIterable {
             request.tags.forEach(Self.checkTag)
             request.onlyFor?.forEach(Self.checkTag)
             precondition(!request.data.isEmpty, "empty data")
+        case .presence:
+            let limits = PollLimits(maximumTags: 100, defaultTimeout: 25, maximumTimeout: 60)
+            guard let request = try? PresenceRequest(query: input, acceptsPosition: true, limits: limits) else { return }
+            precondition(request.prefixes.map { !$0.isEmpty && $0.count <= PresenceRequest.maximumPrefixes } ?? true, "prefix count out of bounds")
+            request.prefixes?.forEach { Self.checkTag(Tag(trusted: $0)) }
+            precondition((request.after ?? 0) >= 0, "a negative position")
+            precondition((0...limits.maximumTimeout).contains(request.timeout), "timeout out of bounds")
         case .notification:
             guard let payload = NotificationPayload.parse(input) else { return }
             switch payload {

@@ -153,6 +153,30 @@ import Testing
         _ = parked
     }
 
+    @Test func aGatewayThatStopsCleanlyCausesNoEventWhenItsClientsMoveOnInTime() async throws {
+        let database = try TestDatabase.makeFreshDatabase()
+        let grace = 2
+        let leaving = try self.presenceGateway(database, grace: grace)
+        let staying = try self.presenceGateway(database, grace: grace)
+        defer { staying.shutdown() }
+        let tag = uniqueTag("ann")
+        let onLeaving = try self.park(leaving.localPort, tag)
+        try await waitUntil("ann is online") { try await self.online(staying.localPort)[tag] == 1 }
+        let owner = try PostgresConnection(database)
+        let stopped = try owner.query("SELECT now()::text") { $0.string(0, 0)! }
+        leaving.shutdown()
+        // Drained: the client is answered and polls again, at the other gateway.
+        let (answer, _) = try await onLeaving.receive(within: 5000)
+        #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+        let onStaying = try self.park(staying.localPort, tag)
+        try await waitUntil("a grace period has passed") {
+            try owner.query("SELECT now() > $1::timestamptz + $2::interval", [stopped, "\(grace + 1) seconds"]) { $0.bool(0, 0)! }
+        }
+        #expect(try await self.watch(staying.localPort, "after=0&timeout=0").events == ["online \(tag)"])
+        #expect(try await self.online(staying.localPort)[tag] == 1)
+        _ = onStaying
+    }
+
     @Test func theListenersOfAGatewayKilledWithoutGoodbyeGoOfflineWithoutHelp() async throws {
         let database = try TestDatabase.makeFreshDatabase()
         let survivor = try self.presenceGateway(database)
