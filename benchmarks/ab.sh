@@ -3,7 +3,11 @@
 # (each with its own PostgreSQL), interleaved in one run so the noisy
 # machine affects both alike. Usage: benchmarks/ab.sh BEFORE_BIN AFTER_BIN
 # Environment: SAMPLES (300), SECONDS_EACH (10), POLLS (2000), ROUNDS (2),
-# PUBLISH (seconds per publish configuration; unset skips the publish scenario).
+# PUBLISH (seconds per publish configuration; unset skips the publish scenario),
+# BEFORE_ARGS / AFTER_ARGS (extra `plexor serve` flags for each side, e.g. the
+# same binary with BEFORE_ARGS="--presence off"), PRESENCE=1 (also, in the
+# first round: GET /online over 10,000 online tags, and 10,000 clients
+# re-polling over 1,000 tags at 1,000 messages/s, with presence writes/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 before=$1
@@ -26,9 +30,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() {  # name binary port
-    "$2" serve --data-dir "$work/$1" --port "$3" --log-level warning --max-connections 20000 --publish-token ab \
-        --retention-max-per-tag 0 --retention-max-age 0 > "$work/$1.log" 2>&1 &
+start() {  # name binary port extra-flags
+    # --publish-token, not --api-token: older builds compared here know only that name.
+    # shellcheck disable=SC2086  # the extra flags are words
+    "$2" serve --data-dir "$work/$1" --port "$3" --log-level warning --max-connections 30000 --publish-token ab \
+        --retention-max-per-tag 0 --retention-max-age 0 ${4:-} > "$work/$1.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 300); do
         curl -sf "http://127.0.0.1:$3/readyz" > /dev/null 2>&1 && return 0
@@ -37,8 +43,8 @@ start() {  # name binary port
     cat "$work/$1.log" >&2
     return 1
 }
-start before "$before" 18101
-start after "$after" 18102
+start before "$before" 18101 "${BEFORE_ARGS:-}"
+start after "$after" 18102 "${AFTER_ARGS:-}"
 
 bench=.build/release/plexor-bench
 for round in $(seq 1 "$rounds"); do
@@ -57,5 +63,10 @@ for round in $(seq 1 "$rounds"); do
         head=$(wrk -t2 -c64 -d"${seconds}s" "http://127.0.0.1:$port/poll?tags=$tag@1&timeout=0" | awk '/Requests\/sec/ {print $2}')
         echo "[cycle · plexor] backlog behind the cursor: $backlog polls/s; at the head with timeout=0: $head polls/s"
         if [ -n "${PUBLISH:-}" ]; then $bench publish "${args[@]}" --seconds "$PUBLISH" --token ab; fi
+        if [ -n "${PRESENCE:-}" ] && [ "$round" -eq 1 ]; then
+            # The stream first: the online scenario's 10,000 tags go offline a grace period after it.
+            $bench stream "${args[@]}" --clients 10000 --tags 1000 --rates 1000 --seconds "$seconds"
+            $bench online "${args[@]}" --count 10000 --token ab || echo "[online · plexor] not measured (presence off?)"
+        fi
     done
 done

@@ -30,7 +30,7 @@ plexor_port=18089
 nchan_port=18090
 
 .build/release/plexor serve --data-dir "$work/pg" --port "$plexor_port" --log-level warning \
-    --publish-token bench --max-connections 20000 --retention-max-per-tag 0 --retention-max-age 0 > "$work/plexor.log" 2>&1 &
+    --api-token bench --max-connections 20000 --retention-max-per-tag 0 --retention-max-age 0 > "$work/plexor.log" 2>&1 &
 gateway=$!
 sed "s|@PORT@|$nchan_port|; s|@DIR@|$work|g" benchmarks/nchan.conf > "$work/nginx.conf"
 nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"

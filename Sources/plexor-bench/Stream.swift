@@ -47,6 +47,7 @@ struct Stream: AsyncParsableCommand {
         for rate in self.rates {
             let before = try self.target.processFigures()
             let clientBefore = try ProcessFigures(pids: [getpid()])
+            let presenceWritesBefore = try await self.target.plexorMetric("plexor_presence_writes_total")
             let started = NIODeadline.now()
             sampler.mark("\(rate)/s")
             // On a thread of its own: libpq blocks, and the clients need the cooperative threads.
@@ -56,12 +57,14 @@ struct Stream: AsyncParsableCommand {
             let after = try self.target.processFigures()
             let clientAfter = try ProcessFigures(pids: [getpid()])
             let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+            let presenceWritesAfter = try await self.target.plexorMetric("plexor_presence_writes_total")
             // Let every client catch up to the last message before the next step (bounded).
             let drained = await progress.waitUntil(cursors: publisher.lastSeqs(clientTags: self.clients, tags: self.tags), timeout: .seconds(30))
             steps.append(StreamStep(rate: rate, messages: sent, achievedRate: Double(sent.count) / elapsed,
                                     gatewayCPUPercent: (after.cpuSeconds - before.cpuSeconds) / elapsed * 100,
                                     clientCPUPercent: (clientAfter.cpuSeconds - clientBefore.cpuSeconds) / elapsed * 100,
-                                    gatewayRSS: after.residentBytes, drained: drained))
+                                    gatewayRSS: after.residentBytes, drained: drained,
+                                    presenceWritesPerSecond: zip2(presenceWritesBefore, presenceWritesAfter).map { Double($1 - $0) / elapsed }))
         }
         sampler.stop()
         for connection in connections { await connection.close() }
@@ -99,7 +102,7 @@ struct Stream: AsyncParsableCommand {
                 "median_ms": statistics.median, "p99_ms": statistics.percentile(0.99), "p999_ms": statistics.percentile(0.999),
                 "worst_ms": statistics.worst, "gateway_cpu_percent": step.gatewayCPUPercent, "client_cpu_percent": step.clientCPUPercent, "gateway_rss_bytes": step.gatewayRSS,
                 "drained": step.drained,
-            ], summary: "\(step.rate) msgs/s asked, \(Int(step.achievedRate)) committed; \(latencies[index].count) of \(expected) deliveries (lost \(lost)); commit → client median \(format(statistics.median)) ms, p99 \(format(statistics.percentile(0.99))), p99.9 \(format(statistics.percentile(0.999))), worst \(format(statistics.worst)); gateway CPU \(Int(step.gatewayCPUPercent))% (bench \(Int(step.clientCPUPercent))%), RSS \(step.gatewayRSS / 1_048_576) MiB")
+            ], summary: "\(step.rate) msgs/s asked, \(Int(step.achievedRate)) committed; \(latencies[index].count) of \(expected) deliveries (lost \(lost)); commit → client median \(format(statistics.median)) ms, p99 \(format(statistics.percentile(0.99))), p99.9 \(format(statistics.percentile(0.999))), worst \(format(statistics.worst)); gateway CPU \(Int(step.gatewayCPUPercent))% (bench \(Int(step.clientCPUPercent))%), RSS \(step.gatewayRSS / 1_048_576) MiB\(step.presenceWritesPerSecond.map { "; presence writes \(format($0, digits: 2))/s" } ?? "")")
         }
         print("[stream · plexor] cursor checks over all steps: \(gaps) gaps, \(duplicates) duplicates, \(failures) clients failed")
         if let svgOut = self.svgOut {
@@ -120,6 +123,14 @@ struct StreamStep {
     var clientCPUPercent: Double
     var gatewayRSS: Int
     var drained: Bool
+    /// Presence transactions the gateway wrote per second (`nil`: presence off, or not Plexor).
+    var presenceWritesPerSecond: Double?
+}
+
+/// Both values, when both are there.
+func zip2<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
+    guard let a, let b else { return nil }
+    return (a, b)
 }
 
 struct CommittedMessage {

@@ -60,6 +60,14 @@ struct TargetOptions: ParsableArguments {
         }
     }
 
+    /// A sample of the gateway's `/metrics` on `--port`; `nil` when it has none (Nchan, or presence off).
+    func plexorMetric(_ name: String) async throws -> Int? {
+        guard self.server == .plexor else { return nil }
+        let connection = try await HTTPClientConnection.connect(port: self.port, host: self.host)
+        defer { Task { await connection.close() } }
+        return try? Self.figure(name, in: await connection.get("/metrics").body, separator: " ")
+    }
+
     private static func figure(_ name: String, in text: String, separator: String) throws -> Int {
         for line in text.split(separator: "\n") where line.hasPrefix(name + separator) {
             if let value = Int(line.dropFirst(name.count + separator.count).trimmingCharacters(in: .whitespaces)) {

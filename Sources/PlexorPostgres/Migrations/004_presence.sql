@@ -230,10 +230,12 @@ BEGIN
 END
 $$;
 
--- Whether p_tag starts with one of p_prefixes (NULL: no filter).
-CREATE FUNCTION plexor.presence_matches(p_tag text, p_prefixes text[]) RETURNS boolean
+-- LIKE patterns matching tags that start with one of p_prefixes (taken
+-- literally: \, % and _ are escaped). Queries use it once, as an InitPlan
+-- (`(SELECT plexor.presence_patterns(...))::text[]`), then a plain LIKE ANY per row.
+CREATE FUNCTION plexor.presence_patterns(p_prefixes text[]) RETURNS text[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT p_prefixes IS NULL OR EXISTS (SELECT 1 FROM unnest(p_prefixes) AS p WHERE starts_with(p_tag, p))
+    SELECT array_agg(replace(replace(replace(p, '\', '\\'), '%', '\%'), '_', '\_') || '%') FROM unnest(p_prefixes) AS p
 $$;
 
 -- For applications: the online tags and their listeners on every gateway
@@ -241,12 +243,11 @@ $$;
 CREATE FUNCTION plexor.online(prefixes text[] DEFAULT NULL)
 RETURNS TABLE (tag text, listeners bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT p.tag, coalesce(sum(l.listeners), 0)::bigint
+    SELECT p.tag, coalesce(l.listeners, 0)::bigint
     FROM plexor.presence AS p
-    LEFT JOIN plexor.presence_listeners AS l ON l.tag = p.tag
-    WHERE plexor.presence_matches(p.tag, $1)
-    GROUP BY p.tag
-    ORDER BY p.tag
+    LEFT JOIN (SELECT tag, sum(listeners) AS listeners FROM plexor.presence_listeners GROUP BY tag) AS l ON l.tag = p.tag
+    WHERE $1 IS NULL OR p.tag LIKE ANY ((SELECT plexor.presence_patterns($1))::text[])
+    ORDER BY p.tag COLLATE "C"
 $$;
 
 -- For applications: events after position `after`, oldest first.
@@ -255,7 +256,7 @@ RETURNS TABLE (pos bigint, tag text, event text, "time" timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT e.pos, e.tag, e.event, e.time
     FROM plexor.presence_events AS e
-    WHERE e.pos > $1 AND plexor.presence_matches(e.tag, $2)
+    WHERE e.pos > $1 AND ($2 IS NULL OR e.tag LIKE ANY ((SELECT plexor.presence_patterns($2))::text[]))
     ORDER BY e.pos
 $$;
 
@@ -270,7 +271,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         SELECT e.pos, e.tag, e.event,
                to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time
         FROM plexor.presence_events AS e
-        WHERE e.pos > greatest(p_after, (SELECT trimmed_upto FROM head)) AND plexor.presence_matches(e.tag, p_prefixes)
+        WHERE e.pos > greatest(p_after, (SELECT trimmed_upto FROM head))
+          AND (p_prefixes IS NULL OR e.tag LIKE ANY ((SELECT plexor.presence_patterns(p_prefixes))::text[]))
         ORDER BY e.pos
         LIMIT p_limit
     )
@@ -290,7 +292,7 @@ REVOKE ALL ON FUNCTION
     plexor.presence_leave(uuid),
     plexor.presence_sweep(interval, interval),
     plexor.presence_trim(interval),
-    plexor.presence_matches(text, text[]),
+    plexor.presence_patterns(text[]),
     plexor.online(text[]),
     plexor.watch(bigint, text[]),
     plexor.presence_page(bigint, text[], int)
