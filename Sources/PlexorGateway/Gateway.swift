@@ -178,6 +178,7 @@ public final class Gateway: Sendable {
             for acceptor in acceptors { try? acceptor.stop().wait() }
             for socket in sockets { socket.close() }
             timeoutChecks.forEach { $0.cancel() }
+            context.presenceAPI?.drain()
             for shard in shards {
                 try? shard.loop.submit {
                     shard.stop()

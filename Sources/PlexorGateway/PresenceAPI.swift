@@ -25,6 +25,8 @@ final class PresenceAPI: Sendable {
 
     private let pool: PostgresPool
     private let waiting = Mutex<(next: UInt64, watchers: [UInt64: Watcher])>((0, [:]))
+    /// Shutting down: a watch with nothing to say is answered rather than made to wait.
+    private let draining = Atomic<Bool>(false)
 
     init(pool: PostgresPool) {
         self.pool = pool
@@ -90,6 +92,20 @@ final class PresenceAPI: Sendable {
         }
     }
 
+    /// Graceful shutdown: every waiting watch is answered with its cursor
+    /// (the client watches on at another gateway).
+    func drain() {
+        self.draining.store(true, ordering: .relaxed)
+        let waiting = self.waiting.withLock { state in
+            let idle = state.watchers.filter { !$0.value.looking }
+            for id in idle.keys { state.watchers.removeValue(forKey: id) }
+            return idle.values
+        }
+        for watcher in waiting {
+            watcher.loop.execute { watcher.respond(.success(Self.answer(events: [], cursor: watcher.after, reset: nil))) }
+        }
+    }
+
     /// Reads events after the watcher's position; answers, or waits.
     private func look(_ id: UInt64, _ watcher: Watcher) {
         let request = watcher.request
@@ -116,7 +132,8 @@ final class PresenceAPI: Sendable {
             }
             // Every position up to the head was read, unless the page filled up.
             let cursor = page.events.count >= Self.pageLimit ? page.events.last!.position : max(after, page.lastPosition)
-            if !page.events.isEmpty || reset != nil || request.timeout == 0 || watcher.deadline <= .now() {
+            if !page.events.isEmpty || reset != nil || request.timeout == 0 || watcher.deadline <= .now()
+                || self.draining.load(ordering: .relaxed) {
                 guard self.finish(id) else { return }
                 return watcher.respond(.success(Self.answer(events: page.events, cursor: cursor, reset: reset)))
             }

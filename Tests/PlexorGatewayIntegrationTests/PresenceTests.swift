@@ -118,6 +118,21 @@ import Testing
         _ = (other, ann)
     }
 
+    @Test func aWaitingWatchIsAnsweredWithItsCursorWhenTheGatewayStops() async throws {
+        let database = try TestDatabase.makeFreshDatabase()
+        let gateway = try self.presenceGateway(database)
+        let socket = try RawSocket(port: gateway.localPort)
+        socket.sendNow(Array("GET /watch?after=0&timeout=60 HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer \(Self.token)\r\n\r\n".utf8))
+        // Accepted (the metrics request is the other connection) before the stop closes the listening socket.
+        try await waitUntil("the watch's connection is accepted") { try await metric(port: gateway.localPort, "plexor_connections_open") >= 2 }
+        // Nothing to say: the watch waits (or its read is still on its way); either way the stop answers it.
+        gateway.shutdown()
+        let (bytes, _) = try await socket.receive(within: 5000)
+        let answer = String(decoding: bytes, as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 200"))
+        #expect(answer.hasSuffix(#"{"events":[],"cursor":0}"#))
+    }
+
     @Test func presenceNeedsTheTokenAndSaysWhenItIsOff() async throws {
         let database = try TestDatabase.makeFreshDatabase()
         let gateway = try self.presenceGateway(database)

@@ -45,10 +45,4 @@ public struct PresenceTally {
         self.reported = next
         return changes
     }
-
-    /// Everything reported, as changes to zero (the loop stops).
-    public mutating func clear() -> [(tag: Tag, delta: Int)] {
-        defer { self.reported = [:] }
-        return self.reported.map { ($0.key, -$0.value) }
-    }
 }

@@ -52,6 +52,7 @@ public final class PresenceWriter: @unchecked Sendable {
     private let positionMoved: @Sendable (Int64) -> Void
     private let stopping = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
+    private let started = Atomic<Bool>(false)
     private let isStopped = Atomic<Bool>(false)
     /// Writer thread only.
     private var connection: ReconnectingConnection
@@ -82,6 +83,7 @@ public final class PresenceWriter: @unchecked Sendable {
     }
 
     public func start() {
+        precondition(!self.started.exchange(true, ordering: .relaxed), "the presence writer started twice")
         let thread = Thread { [self] in
             self.run()
             self.finished.signal()
@@ -94,7 +96,7 @@ public final class PresenceWriter: @unchecked Sendable {
     /// its tags start their grace period (their clients may reconnect to
     /// another gateway in time).
     public func shutdown() {
-        guard !self.isStopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard self.started.load(ordering: .relaxed), !self.isStopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         self.stopping.signal()
         self.finished.wait()
     }
