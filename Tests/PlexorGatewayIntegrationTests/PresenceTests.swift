@@ -14,6 +14,7 @@ import Testing
     func presenceGateway(_ database: String, grace: Int = 1, _ configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> Gateway {
         try startGateway(database) {
             $0.apiToken = Self.token
+            $0.presence.enabled = true
             $0.presence.interval = .milliseconds(100)
             $0.presence.graceSeconds = grace
             $0.presence.heartbeatTimeoutSeconds = 2

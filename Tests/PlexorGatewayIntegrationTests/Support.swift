@@ -15,6 +15,8 @@ func startGateway(_ connectionString: String? = nil, _ configure: (inout Gateway
     configuration.eventLoopThreads = 2
     configuration.queryConnections = 2
     configuration.retention = RetentionPolicy(maximumAgeSeconds: nil, maximumPerTag: nil)
+    // Presence writes once a second per gateway into the shared database: only the tests about it turn it on.
+    configuration.presence.enabled = false
     configure(&configuration)
     let gateway = try Gateway.start(configuration, logger: TestDatabase.logger)
     guard gateway.waitUntilReady() else {
