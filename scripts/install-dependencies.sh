@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Plexor needs (libpq-dev and libssl-dev to build, postgresql
-# for the embedded database), only when some are missing.
+# for the embedded database), only when some are missing. With --tests, also
+# what the tests need: Node (the browser client's unit tests) and TypeScript
+# (to type-check it).
 set -euo pipefail
 
 packages=(libpq-dev libssl-dev postgresql pkg-config)
+if [ "${1:-}" = "--tests" ]; then
+    packages+=(nodejs node-typescript)
+fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -12,7 +12,8 @@ if [ "${1:-}" = "--release" ]; then
     shift
     build+=(-c release -Xswiftc -enable-testing)
 fi
-./scripts/install-dependencies.sh
+./scripts/install-dependencies.sh --tests
+./scripts/check-js.sh
 swift build "${build[@]}" --build-tests
 swift build "${build[@]}" --product plexor
 swift build "${build[@]}" --product plexor-fuzz
