@@ -88,6 +88,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            resources: [.copy("Assets")],
             swiftSettings: hotPathSettings
         ),
         .executableTarget(

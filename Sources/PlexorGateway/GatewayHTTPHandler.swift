@@ -158,6 +158,12 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         case "/publish":
             guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
             self.publish(framing, request)
+        case "/plexor.js":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.serve(StaticAsset.client, framing, request, query: query)
+        case "/plexor.d.ts":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.serve(StaticAsset.clientTypes, framing, request, query: query)
         case "/online":
             guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
             self.online(framing, request, query: query)
@@ -262,6 +268,21 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             self.context.logger.warning("presence query failed", metadata: ["error": "\(error)"])
             self.respondError(framing, .serviceUnavailable, "PostgreSQL is unavailable; retry")
         }
+    }
+
+    /// A file as built. At its versioned URL (`?v=<version>`) browsers keep
+    /// it for a year (an upgrade changes the URL); elsewhere they revalidate
+    /// it each time, and an unchanged ETag gets a 304.
+    private func serve(_ asset: StaticAsset, _ framing: ResponseFraming, _ http: HTTPRequest, query: UnsafeRawBufferPointer) {
+        let versioned = String(decoding: query, as: UTF8.self) == "v=" + asset.version
+        let cacheControl: StaticString = versioned ? "public, max-age=31536000, immutable" : "no-cache"
+        let notModified = asset.isMatched(by: http.ifNoneMatch)
+        var head = ByteBuffer()
+        self.context.headWriter.write(notModified ? .notModified : .ok, framing: framing, contentType: asset.contentType,
+                                      contentLength: asset.body.readableBytes, cacheControl: cacheControl,
+                                      extraHeaders: [("ETag", asset.etag)], into: &head)
+        // A 304 has no body (its length is the one a 200 would carry).
+        self.finishResponse(framing, head: head, body: notModified ? ByteBuffer() : asset.body, close: false)
     }
 
     private func publish(_ framing: ResponseFraming, _ http: HTTPRequest) {

@@ -7,7 +7,7 @@ import Testing
 
 /// Presence through gateways: real polls, real PostgreSQL, several gateways.
 /// Each test has a database of its own (a sweep reaches every tag), and
-/// gateways that write every 100 ms with a one-second grace period.
+/// gateways that write every 250 ms with a one-second grace period.
 @Suite struct PresenceTests {
     static let token = "presence-token"
 
@@ -15,7 +15,7 @@ import Testing
         try startGateway(database) {
             $0.apiToken = Self.token
             $0.presence.enabled = true
-            $0.presence.interval = .milliseconds(100)
+            $0.presence.interval = .milliseconds(250)
             $0.presence.graceSeconds = grace
             $0.presence.heartbeatTimeoutSeconds = 2
             configure(&$0)

@@ -22,7 +22,7 @@ import Testing
     func request(_ target: String, method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, keepAlive: Bool = true,
                  authorization: String? = nil, body: String? = nil) -> HTTPRequestParser.Event {
         .request(HTTPRequest(method: method, target: ByteBuffer(string: target), version: version, keepAlive: keepAlive,
-                             authorization: authorization, body: body.map { ByteBuffer(string: $0) }))
+                             authorization: authorization, ifNoneMatch: nil, body: body.map { ByteBuffer(string: $0) }))
     }
 
     func failure(_ status: HTTPResponseStatus, _ message: String) -> HTTPRequestParser.Event {

@@ -10,6 +10,8 @@ public struct HTTPRequest: Equatable {
     public var version: HTTPVersion
     public var keepAlive: Bool
     public var authorization: String?
+    /// `If-None-Match` (for files the gateway serves: a 304 when the ETag is one of these).
+    public var ifNoneMatch: String?
     public var body: ByteBuffer?
 }
 
@@ -366,6 +368,8 @@ public struct HTTPRequestParser {
                 connectionTokens += listTokens(value)
             } else if equalsIgnoringCase(name, "authorization") {
                 parsed.request.authorization = String(decoding: value, as: UTF8.self)
+            } else if equalsIgnoringCase(name, "if-none-match") {
+                parsed.request.ifNoneMatch = String(decoding: value, as: UTF8.self)
             } else if equalsIgnoringCase(name, "host") {
                 hosts += 1
                 guard hosts == 1 else { return bad("a request may carry only one Host field") }

@@ -29,13 +29,14 @@ public struct HTTPResponseHeadWriter: Sendable {
         self.corsOrigin = corsOrigin
     }
 
+    /// `cacheControl`: what caches may do; answers that change (polls, errors) are never stored.
     public func write(_ status: HTTPResponseStatus, framing: ResponseFraming, contentType: StaticString?, contentLength: Int,
-               extraHeaders: [(String, String)] = [], into buffer: inout ByteBuffer) {
+                      cacheControl: StaticString = "no-store", extraHeaders: [(String, String)] = [], into buffer: inout ByteBuffer) {
         self.writeBeforeLength(status, framing: framing, contentType: contentType, into: &buffer)
         if status != .noContent {
             buffer.writeDecimal(contentLength)
         }
-        self.writeAfterLength(status, framing: framing, extraHeaders: extraHeaders, into: &buffer)
+        self.writeAfterLength(status, framing: framing, cacheControl: cacheControl, extraHeaders: extraHeaders, into: &buffer)
     }
 
     /// The status line and fields up to the digits of `Content-Length`.
@@ -58,12 +59,14 @@ public struct HTTPResponseHeadWriter: Sendable {
     }
 
     /// The rest of the head after the digits of `Content-Length`.
-    func writeAfterLength(_ status: HTTPResponseStatus, framing: ResponseFraming, extraHeaders: [(String, String)] = [],
-                          into buffer: inout ByteBuffer) {
+    func writeAfterLength(_ status: HTTPResponseStatus, framing: ResponseFraming, cacheControl: StaticString = "no-store",
+                          extraHeaders: [(String, String)] = [], into buffer: inout ByteBuffer) {
         if status != .noContent {
             buffer.writeStaticString("\r\n")
         }
-        buffer.writeStaticString("Cache-Control: no-store\r\n")
+        buffer.writeStaticString("Cache-Control: ")
+        buffer.writeStaticString(cacheControl)
+        buffer.writeStaticString("\r\n")
         if let corsOrigin = self.corsOrigin {
             buffer.writeStaticString("Access-Control-Allow-Origin: ")
             buffer.writeString(corsOrigin)
