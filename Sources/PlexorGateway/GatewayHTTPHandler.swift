@@ -158,6 +158,13 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         case "/publish":
             guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
             self.publish(framing, request)
+        case "/":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            // Its own script and the gateway's endpoints only; never framed by another site.
+            self.serve(StaticAsset.frontPage, framing, request, query: query, extraHeaders: [
+                ("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+                ("X-Content-Type-Options", "nosniff"),
+            ])
         case "/plexor.js":
             guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
             self.serve(StaticAsset.client, framing, request, query: query)
@@ -273,14 +280,15 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     /// A file as built. At its versioned URL (`?v=<version>`) browsers keep
     /// it for a year (an upgrade changes the URL); elsewhere they revalidate
     /// it each time, and an unchanged ETag gets a 304.
-    private func serve(_ asset: StaticAsset, _ framing: ResponseFraming, _ http: HTTPRequest, query: UnsafeRawBufferPointer) {
+    private func serve(_ asset: StaticAsset, _ framing: ResponseFraming, _ http: HTTPRequest, query: UnsafeRawBufferPointer,
+                       extraHeaders: [(String, String)] = []) {
         let versioned = String(decoding: query, as: UTF8.self) == "v=" + asset.version
         let cacheControl: StaticString = versioned ? "public, max-age=31536000, immutable" : "no-cache"
         let notModified = asset.isMatched(by: http.ifNoneMatch)
         var head = ByteBuffer()
         self.context.headWriter.write(notModified ? .notModified : .ok, framing: framing, contentType: asset.contentType,
                                       contentLength: asset.body.readableBytes, cacheControl: cacheControl,
-                                      extraHeaders: [("ETag", asset.etag)], into: &head)
+                                      extraHeaders: [("ETag", asset.etag)] + extraHeaders, into: &head)
         // A 304 has no body (its length is the one a 200 would carry).
         self.finishResponse(framing, head: head, body: notModified ? ByteBuffer() : asset.body, close: false)
     }

@@ -35,6 +35,8 @@ struct StaticAsset: Sendable {
     /// The client and its types, read once from the build's resources.
     static let client = StaticAsset.load("plexor", "js", contentType: "text/javascript; charset=utf-8")
     static let clientTypes = StaticAsset.load("plexor.d", "ts", contentType: "application/typescript; charset=utf-8")
+    /// What a person opening the gateway in a browser sees.
+    static let frontPage = StaticAsset.load("index", "html", contentType: "text/html; charset=utf-8")
 
     private static func load(_ name: String, _ ext: String, contentType: StaticString) -> StaticAsset {
         guard let url = Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Assets"),

@@ -41,4 +41,17 @@ import Testing
         #expect(head.status == .ok && head.body.isEmpty)
         #expect(try await client.request(.POST, "/plexor.js", body: "x").status == .methodNotAllowed)
     }
+
+    @Test func theFrontPageIsServedAndUsesOnlyTheGatewaysOwnAssets() async throws {
+        let gateway = try startGateway()
+        defer { gateway.shutdown() }
+        let page = try await TestHTTPClient.get(port: gateway.localPort, "/")
+        #expect(page.status == .ok)
+        #expect(page.headers.first(name: "Content-Type") == "text/html; charset=utf-8")
+        #expect(page.headers.first(name: "Content-Security-Policy")?.contains("frame-ancestors 'none'") == true)
+        #expect(page.body.contains(#"import { Plexor } from "/plexor.js""#))
+        // No fonts, CDNs or trackers: nothing is loaded from another origin.
+        #expect(!page.body.contains("https://") && !page.body.contains("http://"))
+        #expect(page.body.contains("textContent") && !page.body.contains("innerHTML"))
+    }
 }
