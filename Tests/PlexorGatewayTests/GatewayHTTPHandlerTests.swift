@@ -114,7 +114,7 @@ final class RecordedConnection: ResponseSink {
     }
 
     @Test func unknownPathsAndMethods() throws {
-        #expect(try self.send("GET", "/").status == 404)
+        #expect(try self.send("GET", "/nothing-here").status == 404)
         let response = try self.send("PUT", "/poll?tags=a")
         #expect(response.status == 405)
         #expect(response.headers["allow"] == "GET, OPTIONS")
