@@ -18,3 +18,5 @@ swift build "${build[@]}" --build-tests
 swift build "${build[@]}" --product plexor
 swift build "${build[@]}" --product plexor-fuzz
 swift test "${build[@]}" --skip-build "$@"
+# The browser client and the front page in headless Chromium, against the plexor just built.
+./scripts/browser-test.sh "$(swift build "${build[@]}" --show-bin-path)/plexor"
