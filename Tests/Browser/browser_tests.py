@@ -5,6 +5,7 @@ from another origin (http://127.0.0.1:PORT) than the gateway
 
 Run by scripts/browser-test.sh (PLEXOR_BIN names the plexor executable)."""
 
+import glob
 import http.server
 import json
 import os
@@ -34,11 +35,15 @@ PAGE = """<!doctype html>
   const tags = new URLSearchParams(location.search).get("tags").split(",");
   const { Plexor } = await import(gateway + "/plexor.js");
   window.received = [];
+  window.visibility = [];  // the tab's state at each delivery
   window.statuses = [];
   window.plexor = new Plexor(gateway, { storageKey: "plexor-test" });
   window.plexor.on("status", (status) => window.statuses.push(status));
   window.subscriptions = tags.map((tag) =>
-    window.plexor.subscribe(tag, (m) => window.received.push([m.tag, m.seq, m.data])));
+    window.plexor.subscribe(tag, (m) => {
+      window.received.push([m.tag, m.seq, m.data]);
+      window.visibility.push(document.visibilityState);
+    }));
   window.ready = true;
 </script>
 """
@@ -92,6 +97,14 @@ class Gateway:
             self.process.terminate()
             self.process.wait(timeout=WAIT)
             self.process.stdout.close()
+
+    def restart_postgres(self):
+        """An immediate stop (a crash, as far as PostgreSQL is concerned), then a start."""
+        pg_ctl = max(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        command = [pg_ctl, "-D", self.directory, "-m", "immediate", "-w", "restart"]
+        if os.geteuid() == 0:
+            command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
     def publish(self, tags, data):
         literal = "{" + ",".join(tags) + "}"
@@ -173,6 +186,25 @@ class BrowserTests(unittest.TestCase):
         self.wait_for("all four deliveries arrive", lambda: len(self.received()) >= 4)
         self.assertEqual(sorted(self.received()), sorted(expected))
 
+    def test_a_page_in_a_background_tab_keeps_receiving(self):
+        self.open_page(["bg-news"])
+        self.wait_parked(1)
+        page = self.driver.current_window_handle
+        delivered = self.gateway.metric("plexor_messages_delivered_total")
+        self.driver.switch_to.new_window("tab")  # the page's tab is now in the background
+        try:
+            for n in range(1, 4):
+                self.gateway.publish(["bg-news"], n)
+            # Seen from the gateway: the page keeps polling while hidden.
+            self.wait_for("the hidden page is sent all three", lambda:
+                          self.gateway.metric("plexor_messages_delivered_total") >= delivered + 3
+                          and self.gateway.metric("plexor_polls_parked") == 1)
+        finally:
+            self.driver.close()
+            self.driver.switch_to.window(page)
+        self.assertEqual(self.received(), [("bg-news", n, n) for n in range(1, 4)])
+        self.assertEqual(self.driver.execute_script("return window.visibility"), ["hidden"] * 3)
+
     def test_a_hundred_subscriptions_ride_one_poll(self):
         tags = [f"h-{i}" for i in range(100)]
         self.open_page(tags)
@@ -202,6 +234,32 @@ class BrowserTests(unittest.TestCase):
         self.gateway.start()
         self.wait_for("all twenty arrive", lambda: len(self.received()) >= 20)
         self.assertEqual(self.received(), [("r-stream", n, n) for n in range(1, 21)])
+
+    def test_every_message_once_and_in_order_across_a_postgresql_restart(self):
+        self.open_page(["p-stream"])
+        self.wait_parked(1)
+        for n in range(1, 11):
+            self.gateway.publish(["p-stream"], n)
+        self.wait_for("the first ten arrive", lambda: len(self.received()) == 10)
+        self.gateway.restart_postgres()
+        for n in range(11, 21):
+            self.gateway.publish(["p-stream"], n)
+        self.wait_for("all twenty arrive", lambda: len(self.received()) >= 20)
+        self.assertEqual(self.received(), [("p-stream", n, n) for n in range(1, 21)])
+
+    def test_the_readme_example_works_as_it_is(self):
+        with open("README.md") as f:
+            example = re.search(r"```html\n(.*?)```", f.read(), re.S).group(1)
+        page = os.path.join(self.work, "readme-example.html")
+        with open(page, "w") as f:
+            f.write(example.replace("http://127.0.0.1:8080", f"http://127.0.0.1:{self.gateway.port}"))
+        self.driver.get("file://" + page)
+        self.wait_parked(1)
+        self.gateway.publish(["chat"], {"text": "from the README"})
+        self.wait_for("the message is listed", lambda: self.driver.execute_script(
+            "return document.querySelectorAll('#log li').length") == 1)
+        text = self.driver.execute_script("return document.querySelector('#log li').textContent")
+        self.assertRegex(text, r'^chat #\d+: \{"text":"from the README"\}$')
 
     def test_a_reload_resumes_from_the_stored_cursors_without_loss_or_repeat(self):
         self.open_page(["s-log"])
