@@ -20,12 +20,14 @@ final class GatewayContext: Sendable {
     let metrics: GatewayMetrics
     let logger: Logger
     let headWriter: HTTPResponseHeadWriter
+    let frontPage: StaticAsset
 
     init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, presence: PresenceWriter?,
          presenceAPI: PresenceAPI?, metrics: GatewayMetrics, logger: Logger) {
         self.presenceAPI = presenceAPI
         self.configuration = configuration
         self.headWriter = HTTPResponseHeadWriter(corsOrigin: configuration.corsOrigin)
+        self.frontPage = StaticAsset.frontPage(psql: configuration.frontPagePsql)
         self.listener = listener
         self.publisher = publisher
         self.presence = presence

@@ -40,6 +40,10 @@ public struct GatewayConfiguration: Sendable {
     public var listenLinger: TimeAmount = .seconds(30)
     /// Event loops (each with its hub shard); defaults to one per core.
     public var eventLoopThreads = System.coreCount
+    /// The `psql` command the front page shows for publishing: set only when
+    /// it is safe for anyone to see (the embedded database's local socket,
+    /// no password); `nil` shows a generic `psql "$DATABASE_URL"`.
+    public var frontPagePsql: String?
     /// Who is online, shared with every gateway through PostgreSQL.
     public var presence = PresenceSettings()
 

@@ -161,7 +161,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         case "/":
             guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
             // Its own script and the gateway's endpoints only; never framed by another site.
-            self.serve(StaticAsset.frontPage, framing, request, query: query, extraHeaders: [
+            self.serve(self.context.frontPage, framing, request, query: query, extraHeaders: [
                 ("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
                 ("X-Content-Type-Options", "nosniff"),
             ])

@@ -35,8 +35,16 @@ struct StaticAsset: Sendable {
     /// The client and its types, read once from the build's resources.
     static let client = StaticAsset.load("plexor", "js", contentType: "text/javascript; charset=utf-8")
     static let clientTypes = StaticAsset.load("plexor.d", "ts", contentType: "application/typescript; charset=utf-8")
-    /// What a person opening the gateway in a browser sees.
-    static let frontPage = StaticAsset.load("index", "html", contentType: "text/html; charset=utf-8")
+    /// What a person opening the gateway in a browser sees, with the command
+    /// that publishes to this gateway's database when it is safe to show
+    /// (the embedded one's: a local socket, no password), else a generic one.
+    static func frontPage(psql: String?) -> StaticAsset {
+        let template = String(decoding: Self.frontPageTemplate.body.readableBytesView, as: UTF8.self)
+        let page = template.replacingOccurrences(of: "{{psql}}", with: htmlAttributeEscaped(psql ?? ""))
+        return StaticAsset(Array(page.utf8), contentType: "text/html; charset=utf-8")
+    }
+
+    private static let frontPageTemplate = StaticAsset.load("index", "html", contentType: "text/html; charset=utf-8")
 
     private static func load(_ name: String, _ ext: String, contentType: StaticString) -> StaticAsset {
         guard let url = Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Assets"),
@@ -45,6 +53,22 @@ struct StaticAsset: Sendable {
         }
         return StaticAsset(Array(data), contentType: contentType)
     }
+}
+
+/// Text safe inside a double-quoted HTML attribute.
+func htmlAttributeEscaped(_ text: String) -> String {
+    var escaped = ""
+    for character in text {
+        switch character {
+        case "&": escaped += "&amp;"
+        case "<": escaped += "&lt;"
+        case ">": escaped += "&gt;"
+        case "\"": escaped += "&quot;"
+        case "'": escaped += "&#39;"
+        default: escaped.append(character)
+        }
+    }
+    return escaped
 }
 
 extension String {

@@ -202,6 +202,7 @@ struct Serve: AsyncParsableCommand {
         if let embedded {
             try embedded.createLoginRoles(using: connection)
             configuration.connectionString = embedded.connectionString(user: EmbeddedPostgres.gatewayRole)
+            configuration.frontPagePsql = Self.psqlCommand(embedded)
         }
 
         let gateway = try Gateway.start(configuration, logger: logger)
@@ -238,10 +239,15 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    /// How to publish to the embedded database: as `app`, over its local socket, with no password.
+    static func psqlCommand(_ embedded: EmbeddedPostgres) -> String {
+        "psql '\(embedded.connectionString(user: EmbeddedPostgres.publisherRole))'"
+    }
+
     static func printWelcome(gateway: Gateway, configuration: GatewayConfiguration, embedded: EmbeddedPostgres?) {
         let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
         let base = "http://\(host):\(gateway.localPort)"
-        let psql = embedded.map { "psql '\($0.connectionString(user: EmbeddedPostgres.publisherRole))'" } ?? "psql \"$DATABASE_URL\""
+        let psql = embedded.map(Self.psqlCommand) ?? "psql \"$DATABASE_URL\""
         print("""
             Plexor is serving on \(base)
               wait for messages:  curl '\(base)/poll?tags=chat'

@@ -53,5 +53,13 @@ import Testing
         // No fonts, CDNs or trackers: nothing is loaded from another origin.
         #expect(!page.body.contains("https://") && !page.body.contains("http://"))
         #expect(page.body.contains("textContent") && !page.body.contains("innerHTML"))
+        #expect(page.body.contains(#"<body data-psql="">"#))
+    }
+
+    @Test func theFrontPageShowsTheEmbeddedDatabasesPublishCommandEscaped() async throws {
+        let gateway = try startGateway { $0.frontPagePsql = #"psql 'host=/tmp/x user=app' <"&>"# }
+        defer { gateway.shutdown() }
+        let page = try await TestHTTPClient.get(port: gateway.localPort, "/")
+        #expect(page.body.contains(#"<body data-psql="psql &#39;host=/tmp/x user=app&#39; &lt;&quot;&amp;&gt;">"#))
     }
 }
