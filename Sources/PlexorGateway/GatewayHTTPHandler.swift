@@ -14,7 +14,7 @@ import PlexorTransport
 final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     private enum State {
         case idle
-        /// A poll or publish is in flight.
+        /// A poll, publish or presence request is in flight.
         case waiting(ResponseFraming, poll: PollID?)
         /// Answered with an error and closing, or closed: ignore whatever else arrives.
         case discarding
@@ -37,7 +37,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
 
     /// What `checkTimeouts` does, and from which second on.
     private enum Deadline {
-        /// A poll or publish is in flight: it has its own end.
+        /// A poll, publish or presence request is in flight: it has its own end.
         case none
         /// Nothing in flight and nothing received: closed quietly.
         case idle(UInt64)

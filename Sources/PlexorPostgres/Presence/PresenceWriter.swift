@@ -34,8 +34,6 @@ public final class PresenceWriter: @unchecked Sendable {
         public var trackedTags = 0
         /// Tags online on any gateway, as of the last heartbeat.
         public var onlineTags: Int64 = 0
-        /// The last event position, as of the last heartbeat.
-        public var lastPosition: Int64 = 0
         /// Transactions that wrote counts.
         public var writes = 0
         /// Events this gateway's writes and sweeps caused.
@@ -122,10 +120,7 @@ public final class PresenceWriter: @unchecked Sendable {
             var heartbeat = self.figures()
             heartbeat.id = self.gateway
             let reply = try self.connection.use { try $0.presenceHeartbeat(heartbeat) }
-            self.state.withLock {
-                $0.onlineTags = reply.onlineTags
-                $0.lastPosition = reply.lastPosition
-            }
+            self.state.withLock { $0.onlineTags = reply.onlineTags }
             self.positionMoved(reply.lastPosition)
             let everything = reply.mustReportAll || self.mustReportAll
             report = self.ledger.withLock { $0.takeReport(everything: everything) }
