@@ -63,8 +63,6 @@ public final class Gateway: Sendable {
     public let parts: [GatewayPart]
 
     private let listener: Listener
-    /// Writes this gateway's presence; `nil` with `--presence off`.
-    let presence: PresenceWriter?
     let logger: Logger
 
     /// Starts everything and begins accepting connections. The schema must be migrated.
@@ -99,7 +97,6 @@ public final class Gateway: Sendable {
                            figures: Self.heartbeatFigures(host: configuration.host, port: boundPort, metrics: metrics, listener: listener),
                            positionMoved: { api.positionMoved($0) })
         }
-        self.presence = presence
         let shards = group.loops.enumerated().map { index, loop in
             HubShard(loop: loop, index: index, listener: listener, pool: pool, presence: presence,
                      configuration: configuration, metrics: metrics, logger: logger)
@@ -135,10 +132,10 @@ public final class Gateway: Sendable {
 
     /// What this gateway's presence heartbeat tells the others (and `plexor status`).
     private static func heartbeatFigures(host: String, port: BoundPort, metrics: GatewayMetrics,
-                                         listener: Listener) -> @Sendable () -> GatewayHeartbeat {
+                                         listener: Listener) -> @Sendable (UUID) -> GatewayHeartbeat {
         let hostName = host == "0.0.0.0" || host == "::" ? ProcessInfo.processInfo.hostName : host
-        return {
-            GatewayHeartbeat(id: UUID(), host: hostName, pid: getpid(), port: port.value,
+        return { id in
+            GatewayHeartbeat(id: id, host: hostName, pid: getpid(), port: port.value,
                              connections: metrics.openConnections.load(ordering: .relaxed),
                              parked: metrics.parkedPolls.load(ordering: .relaxed),
                              listened: listener.status.listenedTags)

@@ -45,7 +45,7 @@ public final class PresenceWriter: @unchecked Sendable {
     private let ledger = Mutex(PresenceLedger())
     private let state = Mutex(Status())
     private let logger: Logger
-    private let figures: @Sendable () -> GatewayHeartbeat
+    private let figures: @Sendable (UUID) -> GatewayHeartbeat
     /// Told each new last position (on the writer's thread).
     private let positionMoved: @Sendable (Int64) -> Void
     private let stopping = DispatchSemaphore(value: 0)
@@ -58,9 +58,9 @@ public final class PresenceWriter: @unchecked Sendable {
     private var lastTrim: NIODeadline?
     private var failures = RateLimit(interval: .seconds(10))
 
-    /// `figures`: the gateway's heartbeat (its id is replaced by `gateway`).
+    /// `figures`: the heartbeat of the gateway whose id it is given (`gateway`).
     public init(connectionString: String, settings: PresenceSettings, logger: Logger,
-                figures: @escaping @Sendable () -> GatewayHeartbeat, positionMoved: @escaping @Sendable (Int64) -> Void) {
+                figures: @escaping @Sendable (UUID) -> GatewayHeartbeat, positionMoved: @escaping @Sendable (Int64) -> Void) {
         self.connection = ReconnectingConnection(connectionString, applicationName: "plexor-presence")
         self.settings = settings
         self.logger = logger
@@ -117,8 +117,7 @@ public final class PresenceWriter: @unchecked Sendable {
     private func turn() {
         var report: [(tag: Tag, listeners: Int)] = []
         do {
-            var heartbeat = self.figures()
-            heartbeat.id = self.gateway
+            let heartbeat = self.figures(self.gateway)
             let reply = try self.connection.use { try $0.presenceHeartbeat(heartbeat) }
             self.state.withLock { $0.onlineTags = reply.onlineTags }
             self.positionMoved(reply.lastPosition)
