@@ -288,6 +288,12 @@ class BrowserTests(unittest.TestCase):
         item = self.driver.execute_script("return document.querySelector('#messages li').innerHTML")
         self.assertIn("&lt;b&gt;hi&lt;/b&gt;", item)  # shown as text, never as HTML
         self.driver.save_screenshot(os.path.join(ARTIFACTS, "front-page.png"))
+        # On a phone: one column, nothing wider than the screen.
+        self.driver.set_window_size(390, 844)
+        self.assertLessEqual(self.driver.execute_script("return document.documentElement.scrollWidth"),
+                             self.driver.execute_script("return window.innerWidth"))
+        self.driver.save_screenshot(os.path.join(ARTIFACTS, "front-page-phone.png"))
+        self.driver.set_window_size(1200, 900)
 
 
 if __name__ == "__main__":
