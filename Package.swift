@@ -74,6 +74,18 @@ let package = Package(
             resources: [.copy("Migrations")],
             swiftSettings: swiftSettings
         ),
+        // Tokens: HMAC keys, access grants and sessions Plexor signs, the sites' JWTs; no I/O.
+        .target(
+            name: "PlexorAccess",
+            dependencies: ["COpenSSLCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        // The chat's rules: rooms, what people may type, rate limits, request bodies; no I/O.
+        .target(
+            name: "PlexorChat",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
         // Routing, the hub shards carrying out each loop's poll lifecycle, the gateway's parts started and stopped.
         .target(
             name: "PlexorGateway",
@@ -82,6 +94,8 @@ let package = Package(
                 "PlexorTransport",
                 "PlexorCore",
                 "PlexorPostgres",
+                "PlexorAccess",
+                "PlexorChat",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -155,6 +169,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PlexorChatTests",
+            dependencies: ["PlexorAccess", "PlexorChat"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PlexorPostgresTests",
             dependencies: ["PlexorPostgres", "PlexorCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
@@ -193,7 +212,7 @@ let package = Package(
 /// What the gateway's test targets (unit and integration) build on.
 var gatewayTestDependencies: [Target.Dependency] {
     [
-        "PlexorGateway", "PlexorTransport", "PlexorCore", "PlexorPostgres", "PlexorTestSupport",
+        "PlexorGateway", "PlexorTransport", "PlexorCore", "PlexorPostgres", "PlexorTestSupport", "PlexorAccess", "PlexorChat",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),

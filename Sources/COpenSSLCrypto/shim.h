@@ -1,6 +1,7 @@
 #ifndef PLEXOR_COPENSSLCRYPTO_SHIM_H
 #define PLEXOR_COPENSSLCRYPTO_SHIM_H
-/* HMAC-SHA-256 for verifying the trigger's NOTIFY payloads. libcrypto comes
+/* HMAC-SHA-256 for verifying the trigger's NOTIFY payloads and the tokens
+ * gateways and sites sign. libcrypto comes
  * with libpq (libpq-dev depends on libssl-dev). The low-level SHA-256 calls
  * let a key's two padded blocks be hashed once and copied per message: no
  * algorithm fetch and two compressions fewer per notification. */
@@ -38,6 +39,12 @@ static inline int plexor_hmac_sha256(const plexor_hmac_sha256_key *key, const vo
     if (!SHA256_Update(&context, data, length) || !SHA256_Final(inner, &context)) return 0;
     context = key->outer;
     return SHA256_Update(&context, inner, sizeof inner) && SHA256_Final(mac, &context);
+}
+
+/* SHA-256 of `data` into `digest` (32 bytes): HMAC keys longer than a block are hashed first. */
+static inline int plexor_sha256(const void *data, size_t length, unsigned char *digest) {
+    SHA256_CTX context;
+    return SHA256_Init(&context) && SHA256_Update(&context, data, length) && SHA256_Final(digest, &context);
 }
 
 /* Compares in time that depends only on the length. */

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import PlexorAccess
 import PlexorCore
 import PlexorPostgres
 import PlexorTransport
@@ -17,14 +18,18 @@ final class GatewayContext: Sendable {
     let publisher: BatchingPublisher
     let presence: PresenceWriter?
     let presenceAPI: PresenceAPI?
+    let access: AccessControl
+    let chat: ChatAPI
     let metrics: GatewayMetrics
     let logger: Logger
     let headWriter: HTTPResponseHeadWriter
     let frontPage: StaticAsset
 
     init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, presence: PresenceWriter?,
-         presenceAPI: PresenceAPI?, metrics: GatewayMetrics, logger: Logger) {
+         presenceAPI: PresenceAPI?, access: AccessControl, chat: ChatAPI, metrics: GatewayMetrics, logger: Logger) {
         self.presenceAPI = presenceAPI
+        self.access = access
+        self.chat = chat
         self.configuration = configuration
         self.headWriter = HTTPResponseHeadWriter(corsOrigin: configuration.corsOrigin)
         self.frontPage = StaticAsset.frontPage(psql: configuration.frontPagePsql)
@@ -71,6 +76,11 @@ public final class Gateway: Sendable {
     }
 
     private init(_ configuration: GatewayConfiguration, logger: Logger) throws {
+        var configuration = configuration
+        // Room presence is presence of the chat's presence tags, whatever else is tracked.
+        if let prefixes = configuration.presence.scope.prefixes, !prefixes.contains(PrivateTags.chatPresencePrefix) {
+            configuration.presence.scope.prefixes = prefixes + [PrivateTags.chatPresencePrefix]
+        }
         self.configuration = configuration
         self.logger = logger
         let metrics = self.metrics
@@ -118,8 +128,11 @@ public final class Gateway: Sendable {
             parts.append(GatewayPart("presence") { presence.shutdown() })
         }
 
+        let access = AccessControl(privateTags: PrivateTags(configured: configuration.privatePrefixes),
+                                   key: { listener.notificationKey })
         let context = GatewayContext(configuration: configuration, listener: listener, publisher: publisher,
-                                     presence: presence, presenceAPI: presenceAPI, metrics: metrics, logger: logger)
+                                     presence: presence, presenceAPI: presenceAPI, access: access,
+                                     chat: ChatAPI(pool: pool, access: access, metrics: metrics), metrics: metrics, logger: logger)
         let http = try Self.startHTTP(configuration, group: group, shards: shards, context: context, logger: logger)
         parts.append(http.part)
         boundPort.set(http.ports[0])

@@ -44,6 +44,9 @@ public struct GatewayConfiguration: Sendable {
     /// it is safe for anyone to see (the embedded database's local socket,
     /// no password); `nil` shows a generic `psql "$DATABASE_URL"`.
     public var frontPagePsql: String?
+    /// Tags under these prefixes (and every chat presence tag) may be polled
+    /// only with a token Plexor signed for them.
+    public var privatePrefixes: [String] = []
     /// Who is online, shared with every gateway through PostgreSQL.
     public var presence = PresenceSettings()
 

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PlexorBytes
+import PlexorChat
 import PlexorCore
 import PlexorPostgres
 import PlexorTransport
@@ -152,9 +153,13 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         }
         if path.equals("/poll") {
             guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
-            return self.poll(framing, query: query)
+            return self.poll(framing, request, query: query)
         }
-        switch String(decoding: path, as: UTF8.self) {
+        let pathText = String(decoding: path, as: UTF8.self)
+        if pathText.hasPrefix("/chat/") {
+            return self.chat(framing, request, path: pathText.dropFirst(6), query: String(decoding: query, as: UTF8.self))
+        }
+        switch pathText {
         case "/publish":
             guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
             self.publish(framing, request)
@@ -198,12 +203,21 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         }
     }
 
-    private func poll(_ framing: ResponseFraming, query: UnsafeRawBufferPointer) {
+    private func poll(_ framing: ResponseFraming, _ http: HTTPRequest, query: UnsafeRawBufferPointer) {
         let request: PollRequest
         do {
             request = try PollRequest(query: query, limits: self.context.configuration.pollLimits)
         } catch {
             return self.respondError(framing, .badRequest, error.message)
+        }
+        switch self.context.access.refusal(for: request.tags, authorization: http.authorization) {
+        case nil:
+            break
+        case .forbidden(let reason):
+            self.context.metrics.pollsForbidden.add(1, ordering: .relaxed)
+            return self.respondError(framing, .forbidden, reason)
+        case .unavailable:
+            return self.respondError(framing, .serviceUnavailable, "PostgreSQL is unavailable; retry")
         }
         self.state = .waiting(framing, poll: nil)
         self.deadline = .none
@@ -211,6 +225,21 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         // Unless it was answered at once (refused, or the listener is down), remember it to cancel it.
         if let id, case .waiting(let framing, nil) = self.state {
             self.state = .waiting(framing, poll: id)
+        }
+    }
+
+    private func chat(_ framing: ResponseFraming, _ http: HTTPRequest, path: Substring, query: String) {
+        guard let route = ChatRoute(path: path) else {
+            return self.respondError(framing, .notFound, "no such chat path: /chat/\(path.prefix(100)); rooms are SITE or SITE/ROOM, actions messages, history, presence, moderation")
+        }
+        let call = ChatCall(method: http.method, route: route, query: query, authorization: http.authorization,
+                            body: http.body.map { Array($0.readableBytesView) } ?? [], address: self.connection.peerAddress)
+        self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
+        self.context.chat.handle(call, on: self.shard.loop).assumeIsolated().whenSuccess { reply in
+            guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
+            if reply.status.code >= 400 && reply.status.code < 500 { self.context.metrics.badRequests.add(1, ordering: .relaxed) }
+            self.respondJSON(framing, reply.status, reply.body, extraHeaders: reply.headers)
         }
     }
 

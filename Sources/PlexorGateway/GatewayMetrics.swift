@@ -20,6 +20,10 @@ public final class GatewayMetrics: Sendable {
     public let publishFailed = Atomic<Int>(0)
     public let badRequests = Atomic<Int>(0)
     public let catchUps = Atomic<Int>(0)
+    /// Polls refused for naming a private tag without a token that covers it.
+    public let pollsForbidden = Atomic<Int>(0)
+    public let chatPosts = Atomic<Int>(0)
+    public let chatRateLimited = Atomic<Int>(0)
 
     public init() {}
 
@@ -41,6 +45,9 @@ public final class GatewayMetrics: Sendable {
         text += "plexor_polls_answered_total{outcome=\"messages\"} \(self.pollsAnsweredWithMessages.load(ordering: .relaxed))\n"
         text += "plexor_polls_answered_total{outcome=\"empty\"} \(self.pollsAnsweredEmpty.load(ordering: .relaxed))\n"
         text += "plexor_polls_answered_total{outcome=\"error\"} \(self.pollsFailed.load(ordering: .relaxed))\n"
+        add("plexor_polls_forbidden_total", "counter", "Polls refused (403) for a private tag without a token covering it.", self.pollsForbidden.load(ordering: .relaxed))
+        add("plexor_chat_posts_total", "counter", "Chat messages posted through this gateway.", self.chatPosts.load(ordering: .relaxed))
+        add("plexor_chat_rate_limited_total", "counter", "Chat requests refused by a rate limit (429).", self.chatRateLimited.load(ordering: .relaxed))
         add("plexor_catch_ups_total", "counter", "Catch-up queries run.", self.catchUps.load(ordering: .relaxed))
         add("plexor_messages_delivered_total", "counter", "Messages written to polls.", self.messagesDelivered.load(ordering: .relaxed))
         add("plexor_published_total", "counter", "Messages published over HTTP.", self.published.load(ordering: .relaxed))

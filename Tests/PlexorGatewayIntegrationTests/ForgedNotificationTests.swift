@@ -61,7 +61,7 @@ import Testing
         defer { gateway.shutdown() }
         let tag = uniqueTag(), elsewhere = uniqueTag()
         let owner = try SQLPublisher()
-        let signature = try owner.connection.notificationSignature()
+        let signature = NotificationSignature(key: try owner.connection.notificationKey())!
         let otherID = try owner.insert([elsewhere], #""secret of another tag""#)
 
         async let parked = TestHTTPClient.get(port: gateway.localPort, "/poll?tags=\(tag)@0&timeout=30")

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import PlexorAccess
 import PlexorCore
 import PlexorPostgres
 import PlexorTestSupport
@@ -66,6 +67,7 @@ final class RecordedConnection: ResponseSink {
     let connection = RecordedConnection()
     let shard: HubShard
     let metrics = GatewayMetrics()
+    let signer = TokenSigner(notificationKey: Array(repeating: 7, count: 32))!
 
     init() throws {
         var configuration = GatewayConfiguration(connectionString: "host=/nonexistent")
@@ -80,9 +82,12 @@ final class RecordedConnection: ResponseSink {
         self.shard = HubShard(loop: loop, index: 0, listener: listener,
                              pool: PostgresPool(connectionString: configuration.connectionString, size: 1), presence: nil,
                              configuration: configuration, metrics: self.metrics, logger: logger)
+        let pool = PostgresPool(connectionString: configuration.connectionString, size: 1)
+        let access = AccessControl(privateTags: PrivateTags(configured: ["secret:"]), key: { Array(repeating: 7, count: 32) })
         let context = GatewayContext(configuration: configuration, listener: listener,
                                      publisher: BatchingPublisher(connectionString: configuration.connectionString, logger: logger),
-                                     presence: nil, presenceAPI: nil, metrics: self.metrics, logger: logger)
+                                     presence: nil, presenceAPI: nil, access: access,
+                                     chat: ChatAPI(pool: pool, access: access, metrics: self.metrics), metrics: self.metrics, logger: logger)
         self.connection.handler = GatewayHTTPHandler(connection: self.connection, shard: self.shard,
                                                   answerHeads: OKResponseHeads(corsOrigin: "*"), context: context)
     }
@@ -126,6 +131,35 @@ final class RecordedConnection: ResponseSink {
         #expect(response.status == 503)
         #expect(response.body.contains("PostgreSQL is unavailable"))
         #expect(self.metrics.pollsFailed.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func aPrivateTagIsRefusedWithoutATokenThatCoversIt() throws {
+        let far = Int64(Date().timeIntervalSince1970) + 600
+        let covering = AccessGrant(expires: far, entries: ["secret:a"]).token(signer: self.signer)
+        let otherTag = AccessGrant(expires: far, entries: ["secret:b"]).token(signer: self.signer)
+        let expired = AccessGrant(expires: far - 1200, entries: ["secret:a"]).token(signer: self.signer)
+        let foreign = AccessGrant(expires: far, entries: ["secret:a"]).token(signer: TokenSigner(notificationKey: [1, 2, 3])!)
+        for authorization in [nil, "Bearer " + otherTag, "Bearer " + expired, "Bearer " + foreign, "Bearer junk"] {
+            let response = try self.send("GET", "/poll?tags=public,secret:a", headers: authorization.map { [("Authorization", $0)] } ?? [])
+            #expect(response.status == 403, "\(authorization ?? "no token")")
+            #expect(response.body.contains("secret:a is a private tag"))
+        }
+        // Past the check, the poll goes on (to a listener that is down here).
+        let response = try self.send("GET", "/poll?tags=public,secret:a", headers: [("Authorization", "Bearer " + covering)])
+        #expect(response.status == 503)
+        #expect(self.metrics.pollsForbidden.load(ordering: .relaxed) == 5)
+    }
+
+    @Test func aPersonsPresenceTagNeedsTheirOwnSession() throws {
+        let far = Int64(Date().timeIntervalSince1970) + 600
+        let session = SessionToken(expires: far, site: "example", person: 17, guest: true).token(signer: self.signer)
+        for tag in ["chat-presence:example:18", "chat-presence:other:17", "chat-presence:example-2:17"] {
+            #expect(try self.send("GET", "/poll?tags=\(tag)", headers: [("Authorization", "Bearer " + session)]).status == 403, "\(tag)")
+        }
+        #expect(try self.send("GET", "/poll?tags=chat-presence:example:17").status == 403)
+        for tag in ["chat-presence:example:17", "chat-presence:example/help:17"] {
+            #expect(try self.send("GET", "/poll?tags=\(tag)", headers: [("Authorization", "Bearer " + session)]).status == 503, "\(tag)")
+        }
     }
 
     @Test func aDrainingGatewayRefusesNewPolls() throws {

@@ -59,7 +59,7 @@ import Testing
 
     @Test func aGatewayRoleCanReadTheKeyAndCatchUpButNotWriteTheLog() throws {
         let gateway = try PostgresConnection(TestDatabase.connectionString(asRole: "plexor_test_gateway", granted: ["plexor_gateway"]))
-        _ = try gateway.notificationSignature()
+        _ = try gateway.notificationKey()
         let tag = Tag(trusted: uniqueTag())
         let published = try gateway.publish([PublishRequest(tags: [tag], data: "1", onlyFor: nil)])
         #expect(published.first?.seqs == [TagSeq(tag: tag, seq: 1)])
@@ -74,7 +74,7 @@ import Testing
 
     @Test func theTriggerSignsWhatTheGatewayVerifies() throws {
         let owner = try PostgresConnection(TestDatabase.connectionString)
-        let signature = try owner.notificationSignature()
+        let signature = NotificationSignature(key: try owner.notificationKey())!
         let body = Array("m chat 1 2026-11-26T10:00:00.123456Z 1 chat 1 0\n{\"é\":1}".utf8)
         // The database's own HMAC of the same bytes, with the stored padded keys.
         let signed = try owner.query("""

@@ -23,11 +23,4 @@ import Testing
         #expect(verify(Array(signed.prefix(64))) == nil)
         #expect(verify([]) == nil)
     }
-
-    @Test func readsTheKeyAsPostgreSQLPrintsIt() {
-        #expect(NotificationSignature(byteaText: "\\x4a656665") != nil)
-        #expect(NotificationSignature(byteaText: "4a656665") == nil)
-        #expect(NotificationSignature(byteaText: "\\x4a65666") == nil)
-        #expect(NotificationSignature(byteaText: "\\x") == nil)
-    }
 }

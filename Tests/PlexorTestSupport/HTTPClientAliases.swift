@@ -15,8 +15,9 @@ public final class TestHTTPClient: Sendable {
         self.connection = connection
     }
 
-    public static func connect(port: Int, host: String = "127.0.0.1") async throws -> TestHTTPClient {
-        TestHTTPClient(try await HTTPClientConnection.connect(port: port, host: host))
+    /// `localAddress`: the loopback address to connect from (a client "from elsewhere").
+    public static func connect(port: Int, host: String = "127.0.0.1", localAddress: String? = nil) async throws -> TestHTTPClient {
+        TestHTTPClient(try await HTTPClientConnection.connect(port: port, host: host, localAddress: localAddress))
     }
 
     /// One request on a fresh connection.

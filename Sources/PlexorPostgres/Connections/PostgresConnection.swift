@@ -117,7 +117,8 @@ public final class PostgresConnection {
             let sqlState = Self.field(result, Int32(PLEXOR_DIAG_SQLSTATE))
             let message = Self.field(result, Int32(PLEXOR_DIAG_MESSAGE_PRIMARY)) ?? Self.trimmed(PQresultErrorMessage(result))
             let kind: PostgresError.Kind = self.isHealthy ? .statement : .connection
-            throw PostgresError(kind: kind, sqlState: sqlState, message: message, hint: Self.field(result, Int32(PLEXOR_DIAG_MESSAGE_HINT)))
+            throw PostgresError(kind: kind, sqlState: sqlState, message: message, hint: Self.field(result, Int32(PLEXOR_DIAG_MESSAGE_HINT)),
+                                  detail: Self.field(result, Int32(PLEXOR_DIAG_MESSAGE_DETAIL)))
         }
     }
 

@@ -15,12 +15,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// The primary message, as libpq or the server gave it.
     public var message: String
     public var hint: String?
+    /// The server's DETAIL field (the chat's refusals put machine-readable facts there).
+    public var detail: String?
 
-    public init(kind: Kind, sqlState: String? = nil, message: String, hint: String? = nil) {
+    public init(kind: Kind, sqlState: String? = nil, message: String, hint: String? = nil, detail: String? = nil) {
         self.kind = kind
         self.sqlState = sqlState
         self.message = message
         self.hint = hint
+        self.detail = detail
     }
 
     public var description: String {
@@ -35,6 +38,14 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var isInvalidInput: Bool {
         guard let sqlState else { return false }
         return sqlState.hasPrefix("22") || sqlState.hasPrefix("23") || sqlState == "54000"
+    }
+
+    /// A chat refusal's HTTP status (SQLSTATE `PXnnn`), if it is one.
+    public var chatStatus: Int? {
+        guard let sqlState, sqlState.hasPrefix("PX"), let status = Int(sqlState.dropFirst(2)), (400...499).contains(status) else {
+            return nil
+        }
+        return status
     }
 
     /// The data is over the configured size limit.

@@ -1,4 +1,5 @@
 import NIOCore
+import PlexorBytes
 import PlexorCore
 
 /// The outcome of publishing one message.
@@ -92,15 +93,15 @@ extension PostgresConnection {
     }
 
     /// The key the publish trigger signs its payloads with (readable by the
-    /// schema owner and `plexor_gateway` only).
-    public func notificationSignature() throws -> NotificationSignature {
-        let key = try self.query("SELECT key FROM plexor.notification_key") { rows in
-            rows.count == 1 ? rows.string(0, 0) : nil
+    /// schema owner and `plexor_gateway` only); the access tokens' key is derived from it.
+    public func notificationKey() throws -> [UInt8] {
+        let key = try self.query("SELECT encode(key, 'hex') FROM plexor.notification_key") { rows in
+            rows.count == 1 ? rows.string(0, 0).flatMap { hexDecoded(Array($0.utf8)) } : nil
         }
-        guard let key, let signature = NotificationSignature(byteaText: key) else {
+        guard let key, !key.isEmpty else {
             throw PostgresError(kind: .other, message: "plexor.notification_key holds no usable key; run `plexor migrate`")
         }
-        return signature
+        return key
     }
 
     /// The NOTIFY channel of each tag, as the database computes it.

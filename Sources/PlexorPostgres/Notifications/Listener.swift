@@ -89,6 +89,11 @@ public final class Listener: @unchecked Sendable {
     private var channelNames: [Tag: String] = [:]
     /// The trigger's signing key, read on each connection. Listener thread only.
     private var signature: NotificationSignature?
+    private let loadedKey = NIOLockedValueBox<[UInt8]?>(nil)
+
+    /// The notification key, once the listener has read it (the access
+    /// tokens' key is derived from it).
+    public var notificationKey: [UInt8]? { self.loadedKey.withLockedValue { $0 } }
     /// Warnings about dropped notifications, at most one a second (any session can send many).
     private let dropWarnings = NIOLockedValueBox(RateLimit(interval: .seconds(1)))
     private let finished = DispatchSemaphore(value: 0)
@@ -232,7 +237,12 @@ public final class Listener: @unchecked Sendable {
     private func serve(_ connection: PostgresConnection, established: inout Bool) throws {
         // Payloads are signed over their UTF-8 bytes, whatever the connection string asked for.
         try connection.execute("SET client_encoding = 'UTF8'")
-        self.signature = try connection.notificationSignature()
+        let key = try connection.notificationKey()
+        guard let signature = NotificationSignature(key: key) else {
+            throw PostgresError(kind: .other, message: "plexor.notification_key holds no usable key; run `plexor migrate`")
+        }
+        self.signature = signature
+        self.loadedKey.withLockedValue { $0 = key }
         try self.runCommands(connection, connected: false)
         established = true
         let (epoch, ready) = self.state.withLockedValue { state -> (UInt64, [Waiter]) in

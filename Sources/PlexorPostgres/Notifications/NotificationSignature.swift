@@ -22,14 +22,6 @@ public struct NotificationSignature: @unchecked Sendable {  // a C struct of pla
         self.key = prepared
     }
 
-    /// The key as PostgreSQL prints a `bytea` (`\x` and hex digits).
-    public init?(byteaText: String) {
-        let utf8 = Array(byteaText.utf8)
-        guard utf8.count > 2, utf8[0] == UInt8(ascii: "\\"), utf8[1] == UInt8(ascii: "x"),
-              let key = hexDecoded(utf8.dropFirst(2)) else { return nil }
-        self.init(key: key)
-    }
-
     /// The payload after its signature, when the signature is right; `nil` otherwise.
     public func verify(_ payload: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard payload.count > Self.prefixLength, payload[Self.prefixLength - 1] == UInt8(ascii: " ") else { return nil }

@@ -41,6 +41,12 @@ public protocol ResponseSink: AnyObject {
     func closeAfterWriting()
     /// Closes now, dropping what was not yet sent.
     func close()
+    /// The client's IP address as text, when known (asked only by what needs it: no cost per poll).
+    var peerAddress: String? { get }
+}
+
+extension ResponseSink {
+    public var peerAddress: String? { nil }
 }
 
 /// One accepted TCP connection on an epoll loop. Reads go to its handler as
@@ -62,6 +68,33 @@ public final class SocketConnection: EpollRegistration, ResponseSink {
     public private(set) var isWritable = true
 
     public var currentSecond: UInt64 { self.loop.currentSecond }
+
+    public var peerAddress: String? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let got = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(self.descriptor, $0, &length) }
+        }
+        guard got == 0 else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = Int32(storage.ss_family)
+        let converted: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+            switch family {
+            case AF_INET:
+                pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    withUnsafePointer(to: address.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
+                }
+            case AF_INET6:
+                pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    withUnsafePointer(to: address.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
+                }
+            default:
+                nil
+            }
+        }
+        guard converted != nil else { return nil }
+        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
 
     /// Most reads per readiness before other connections get their turn.
     private static let readsPerWakeup = 4

@@ -1,0 +1,113 @@
+import PlexorCore
+
+/// What a gateway reads of a site before checking its requests.
+public struct ChatSiteSettings: Sendable, Equatable {
+    public var secret: String
+    public var origins: [String]
+    public var guestsAllowed: Bool
+    /// Posts per minute: per site-verified person, per guest, per address.
+    public var personRate: Int
+    public var guestRate: Int
+    public var addressRate: Int
+
+    public init(secret: String, origins: [String], guestsAllowed: Bool, personRate: Int, guestRate: Int, addressRate: Int) {
+        self.secret = secret
+        self.origins = origins
+        self.guestsAllowed = guestsAllowed
+        self.personRate = personRate
+        self.guestRate = guestRate
+        self.addressRate = addressRate
+    }
+}
+
+/// A person a session was made for, with their JSON as messages show them.
+public struct ChatPerson: Sendable, Equatable {
+    public var id: Int64
+    public var json: String
+}
+
+/// A room's message: its seq on the room's tag, time and JSON.
+public struct ChatEntry: Sendable, Equatable {
+    public var seq: Int64
+    public var time: String
+    public var data: String
+
+    /// `{"seq":…,"time":"…","data":{…}}`.
+    public var json: String { "{\"seq\":\(self.seq),\"time\":\"\(self.time)\",\"data\":\(self.data)}" }
+}
+
+/// The chat's SQL functions (`005_chat.sql`); each refusal is a
+/// `PostgresError` whose SQLSTATE is `PX` and the HTTP status.
+extension PostgresConnection {
+    public func chatSiteSettings(site: String) throws -> ChatSiteSettings? {
+        try self.query("SELECT secret, origins, guests_allowed, person_rate, guest_rate, ip_rate FROM plexor.chat_site_settings($1)",
+                       [site]) { rows in
+            guard rows.count == 1 else { return nil }
+            return ChatSiteSettings(secret: rows.string(0, 0)!, origins: rows.tagArray(0, 1) ?? [], guestsAllowed: rows.bool(0, 2)!,
+                                    personRate: Int(rows.int64(0, 3)!), guestRate: Int(rows.int64(0, 4)!),
+                                    addressRate: Int(rows.int64(0, 5)!))
+        }
+    }
+
+    public func chatGuest(site: String, name: String, address: String?) throws -> ChatPerson {
+        try self.person("SELECT person, \"user\" FROM plexor.chat_guest($1, $2, $3)", [site, name, address])
+    }
+
+    public func chatVerified(site: String, subject: String, name: String, avatar: String?, moderator: Bool) throws -> ChatPerson {
+        try self.person("SELECT person, \"user\" FROM plexor.chat_verified($1, $2, $3, $4, $5)",
+                        [site, subject, name, avatar, moderator ? "true" : "false"])
+    }
+
+    private func person(_ sql: String, _ parameters: [String?]) throws -> ChatPerson {
+        try self.query(sql, parameters) { rows in ChatPerson(id: rows.int64(0, 0)!, json: rows.string(0, 1)!) }
+    }
+
+    public func chatPost(room: String, person: Int64, address: String?, text: String) throws -> ChatEntry {
+        try self.entries("SELECT seq, at, data FROM plexor.chat_post($1, $2, $3, $4)", [room, String(person), address, text])[0]
+    }
+
+    /// Newest first.
+    public func chatHistory(room: String, before: Int64?, limit: Int, viewer: Int64?) throws -> [ChatEntry] {
+        try self.entries("SELECT seq, at, data FROM plexor.chat_history($1, $2, $3, $4)",
+                         [room, before.map(String.init), String(limit), viewer.map(String.init)])
+    }
+
+    private func entries(_ sql: String, _ parameters: [String?]) throws -> [ChatEntry] {
+        try self.query(sql, parameters) { rows in
+            (0..<rows.count).map { ChatEntry(seq: rows.int64($0, 0)!, time: rows.string($0, 1)!, data: rows.string($0, 2)!) }
+        }
+    }
+
+    /// The JSON of each person present in the room.
+    public func chatPresence(room: String) throws -> [String] {
+        try self.strings("SELECT \"user\" FROM plexor.chat_presence($1)", [room])
+    }
+
+    /// Newest first, as JSON objects.
+    public func chatModerationLog(site: String, limit: Int, actor: String) throws -> [String] {
+        try self.strings("SELECT entry FROM plexor.chat_moderation_log($1, $2, $3)", [site, String(limit), actor])
+    }
+
+    private func strings(_ sql: String, _ parameters: [String?]) throws -> [String] {
+        try self.query(sql, parameters) { rows in (0..<rows.count).map { rows.string($0, 0)! } }
+    }
+
+    /// One moderation function (`plexor.chat_delete(...)` and its kin) with
+    /// its arguments and the acting `actor` last; returns its result as text.
+    public func chatModerate(_ function: ChatModeration, _ arguments: [String?], actor: String) throws -> String? {
+        let placeholders = (1...arguments.count + 1).map { "$\($0)" }.joined(separator: ", ")
+        return try self.query("SELECT plexor.\(function.rawValue)(\(placeholders))::text", arguments + [actor]) { rows in
+            rows.string(0, 0)
+        }
+    }
+}
+
+/// The moderation functions a gateway calls, by name.
+public enum ChatModeration: String, Sendable {
+    case delete = "chat_delete"
+    case ban = "chat_ban"
+    case unban = "chat_unban"
+    case slowMode = "chat_slow_mode"
+    case guests = "chat_guests"
+    case clear = "chat_clear"
+}
