@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Plexor needs (libpq-dev and libssl-dev to build, postgresql
 # for the embedded database), only when some are missing. With --tests, also
-# what the tests need: Node (the browser client's unit tests) and TypeScript
-# (to type-check it).
+# what the tests need: Node (the browser client's unit tests), TypeScript
+# (to type-check it), PHP and Python (to run the README's token examples).
 set -euo pipefail
 
 packages=(libpq-dev libssl-dev postgresql pkg-config)
 if [ "${1:-}" = "--tests" ]; then
-    packages+=(nodejs node-typescript)
+    packages+=(nodejs node-typescript php-cli python3)
 fi
 missing=()
 for package in "${packages[@]}"; do

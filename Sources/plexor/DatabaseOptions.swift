@@ -25,4 +25,24 @@ struct DatabaseOptions: ParsableArguments {
         let absolute = URL(fileURLWithPath: directory, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).path
         return try EmbeddedPostgres(dataDirectory: absolute, logger: logger)
     }
+
+    /// Runs `body` with a connection to the database: the given one, or the
+    /// embedded cluster (started for the call if it is not running, and
+    /// stopped again after).
+    func withConnection<T>(_ environment: Environment, logger: Logger, _ body: (PostgresConnection) throws -> T) throws -> T {
+        var started: EmbeddedPostgres?
+        let connectionString: String
+        if let external = self.externalConnectionString(environment) {
+            connectionString = external
+        } else {
+            let cluster = try self.embeddedCluster(environment, logger: logger)
+            if !(try cluster.isRunning()) {
+                try cluster.start()
+                started = cluster
+            }
+            connectionString = cluster.connectionString
+        }
+        defer { try? started?.stop() }
+        return try body(try PostgresConnection(connectionString))
+    }
 }

@@ -12,7 +12,7 @@ struct Plexor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plexor",
         abstract: "A long-polling message gateway whose message log is PostgreSQL.",
-        subcommands: [Serve.self, Migrate.self],
+        subcommands: [Serve.self, Migrate.self, SiteCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -53,25 +53,13 @@ struct Migrate: ParsableCommand {
     func run() throws {
         let logger = try makeLogger(self.logLevel)
         let environment = Environment()
-        var embedded: EmbeddedPostgres?
-        let connectionString: String
-        if let external = self.database.externalConnectionString(environment) {
-            connectionString = external
-        } else {
-            let cluster = try self.database.embeddedCluster(environment, logger: logger)
-            if !(try cluster.isRunning()) {
-                try cluster.start()
-                embedded = cluster
+        try self.database.withConnection(environment, logger: logger) { connection in
+            let applied = try Migrator.migrate(connection)
+            if let maxDataBytes = try maximumDataBytes(self.maxDataBytes, environment) {
+                try connection.setMaximumDataBytes(maxDataBytes)
             }
-            connectionString = cluster.connectionString
+            print(applied.isEmpty ? "The plexor schema is up to date." : "Applied migrations: \(applied.map(String.init).joined(separator: ", ")).")
         }
-        defer { try? embedded?.stop() }
-        let connection = try PostgresConnection(connectionString)
-        let applied = try Migrator.migrate(connection)
-        if let maxDataBytes = try maximumDataBytes(self.maxDataBytes, environment) {
-            try connection.setMaximumDataBytes(maxDataBytes)
-        }
-        print(applied.isEmpty ? "The plexor schema is up to date." : "Applied migrations: \(applied.map(String.init).joined(separator: ", ")).")
     }
 }
 
@@ -129,6 +117,8 @@ struct Serve: AsyncParsableCommand {
     var presence: String?
     @Option(name: Settings.presencePrefixes.name, help: Settings.presencePrefixes.argumentHelp)
     var presencePrefixes: String?
+    @Option(name: Settings.privatePrefixes.name, help: Settings.privatePrefixes.argumentHelp)
+    var privatePrefixes: String?
     @Option(name: Settings.presenceGrace.name, help: Settings.presenceGrace.argumentHelp)
     var presenceGrace: Int?
     @Option(name: Settings.presenceHeartbeatTimeout.name, help: Settings.presenceHeartbeatTimeout.argumentHelp)
@@ -173,6 +163,9 @@ struct Serve: AsyncParsableCommand {
         configuration.apiToken = (Settings.apiToken.value(self.apiToken, environment)
             ?? Settings.publishToken.value(self.publishToken, environment)).flatMap { $0.isEmpty ? nil : $0 }
         try Self.applyPresence(self.presence, self.presencePrefixes, environment, to: &configuration)
+        if let list = Settings.privatePrefixes.value(self.privatePrefixes, environment), !list.isEmpty {
+            configuration.privatePrefixes = try Self.prefixes(list, Settings.privatePrefixes)
+        }
         let migrateExternal = Settings.migrate.isOn(self.migrate, environment)
 
         var embedded: EmbeddedPostgres?
@@ -224,12 +217,16 @@ struct Serve: AsyncParsableCommand {
         case let other: throw ValidationError("--presence (or \(Settings.presence.environment)) must be on or off; got \(other ?? "")")
         }
         guard let list = Settings.presencePrefixes.value(prefixes, environment) else { return }
+        configuration.presence.scope = PresenceScope(prefixes: try Self.prefixes(list, Settings.presencePrefixes))
+    }
+
+    /// A comma-separated list of tag prefixes, checked: a prefix of a tag is spelled like one.
+    static func prefixes(_ list: String, _ setting: TextSetting) throws -> [String] {
         let parsed = list.split(separator: ",", omittingEmptySubsequences: false).map { String($0) }
-        // A prefix of a tag is spelled like one.
         guard parsed.count <= 100, parsed.allSatisfy({ (try? Tag(validating: $0)) != nil }) else {
-            throw ValidationError("--presence-prefixes (or \(Settings.presencePrefixes.environment)) must be at most 100 comma-separated prefixes, each spelled like a tag; got \(list.prefix(200))")
+            throw ValidationError("--\(setting.flag) (or \(setting.environment)) must be at most 100 comma-separated prefixes, each spelled like a tag; got \(list.prefix(200))")
         }
-        configuration.presence.scope = PresenceScope(prefixes: parsed)
+        return parsed
     }
 
     static func requireSchema(_ connection: PostgresConnection) throws {

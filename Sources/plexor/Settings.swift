@@ -189,6 +189,9 @@ enum Settings {
         help: "Track who is online (listeners per tag, on every gateway, through PostgreSQL).", default: "on")
     static let presencePrefixes = TextSetting("presence-prefixes", "PLEXOR_PRESENCE_PREFIXES", valueName: "a,b",
         help: "Track presence only for tags starting with one of these comma-separated prefixes.", defaultDescription: "every tag")
+    static let privatePrefixes = TextSetting("private-prefix", "PLEXOR_PRIVATE_PREFIX", valueName: "a,b",
+        help: "Tags starting with one of these comma-separated prefixes may be polled only with a token Plexor signed for them (chat presence tags always need one).",
+        defaultDescription: "none")
     static let presenceGrace = IntegerSetting("presence-grace", "PLEXOR_PRESENCE_GRACE", \.presence.graceSeconds,
         range: 0...86_400, valueName: "seconds",
         help: "A tag stays online this long after its last listener on any gateway went away.")

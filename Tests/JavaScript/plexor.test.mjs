@@ -8,7 +8,7 @@ function scriptedGateway() {
   const polls = [];
   let arrived = null;
   const fetch = (url, init) => new Promise((resolve, reject) => {
-    const poll = { url: new URL(url), resolve, aborted: false };
+    const poll = { url: new URL(url), headers: init.headers ?? {}, resolve, aborted: false };
     init.signal.addEventListener("abort", () => {
       poll.aborted = true;
       reject(new DOMException("aborted", "AbortError"));
@@ -181,4 +181,21 @@ test("close aborts the poll in flight; bad tags and cursors are refused at once"
   assert.throws(() => other.subscribe("x".repeat(129), () => {}), /is not a tag/);
   assert.throws(() => other.subscribe("chat", () => {}, { cursor: -1 }), /whole number/);
   other.close();
+});
+
+test("a token goes with every poll as a bearer token, asked for anew each time when it is a function", async () => {
+  const gateway = scriptedGateway();
+  let token = "g1.first";
+  const plexor = new Plexor("http://gw.test", { fetch: gateway.fetch, sleep: noWait, token: () => token });
+  plexor.subscribe("chat-presence:room:1", () => {}, { cursor: 0 });
+  const first = await gateway.next();
+  assert.equal(first.headers.Authorization, "Bearer g1.first");
+  token = "g1.renewed";
+  gateway.answer(first, { messages: [], cursors: { "chat-presence:room:1": 0 } });
+  assert.equal((await gateway.next()).headers.Authorization, "Bearer g1.renewed");
+  plexor.close();
+  const plain = new Plexor("http://gw.test", { fetch: gateway.fetch, sleep: noWait });
+  plain.subscribe("chat", () => {});
+  assert.equal((await gateway.next()).headers.Authorization, undefined);
+  plain.close();
 });

@@ -391,6 +391,37 @@ import Testing
     }
 }
 
+extension ChatTests {
+    /// The README's ten-line examples, run as a site's backend would run them.
+    @Test(arguments: [["php", "examples/site-token.php"], ["python3", "examples/site_token.py"]])
+    func theREADMEsTokenExamplesSignTokensTheGatewayAccepts(_ command: [String]) async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = try String(contentsOf: root.appendingPathComponent(command[1]), encoding: .utf8)
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(readme.contains(example), "the README shows \(command[1]) as it is")
+        let gateway = try startGateway()
+        defer { gateway.shutdown() }
+        let site = try Site()
+        let secret = site.secret
+        let token = try await offTheTestThreads {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [command[0], root.appendingPathComponent(command[1]).path, "user-7", "Zoë"]
+            process.environment = ProcessInfo.processInfo.environment.merging(["PLEXOR_SITE_SECRET": secret]) { $1 }
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let answer = try await Chatter(port: gateway.localPort).request(.POST, "/chat/session",
+                                                                         body: try jsonString(["site": site.name, "token": token]))
+        #expect(answer.status == 201, "\(answer.json)")
+        #expect((answer.json["user"] as? [String: Any])?["name"] as? String == "Zoë")
+    }
+}
+
 func jsonString(_ object: [String: String]) throws -> String {
     String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
 }

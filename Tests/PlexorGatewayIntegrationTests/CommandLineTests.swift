@@ -54,4 +54,40 @@ import Testing
         #expect(statusPort.status != 0)
         #expect(statusPort.output.contains("--status-port (or PLEXOR_STATUS_PORT) must be from 0 to 65535; got -1"))
     }
+
+    @Test func sitesAreAddedShownChangedAndRemovedFromTheCommandLine() async throws {
+        let database = ["DATABASE_URL": try TestDatabase.connectionString]
+        let name = uniqueTag("cli")
+        let added = try await self.plexor(["site", "add", name, "--origin", "https://example.com", "--url", "https://chat.example.net/"],
+                                          environment: database)
+        #expect(added.status == 0, "\(added.output)")
+        #expect(added.output.contains(#"<iframe src="https://chat.example.net/embed?room=\#(name)" title="Live chat""#))
+        let secret = try #require(added.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.count == 64 && $0.allSatisfy(\.isHexDigit) })
+        let again = try await self.plexor(["site", "add", name], environment: database)
+        #expect(again.status != 0)
+        #expect(again.output.contains("a site named '\(name)' exists already"))
+
+        let set = try await self.plexor(["site", "set", name, "--guests", "off", "--slow-mode", "5", "--keep-days", "30", "--new-secret"],
+                                        environment: database)
+        #expect(set.status == 0, "\(set.output)")
+        #expect(set.output.contains("New secret: "))
+        #expect(!set.output.contains(secret))
+        let shown = try await self.plexor(["site", "show", name], environment: database)
+        #expect(shown.output.contains("origins: https://example.com  guests: off  slow mode: 5 s"))
+        #expect(shown.output.contains("keeps 10000 messages, 30 days"))
+        #expect(try await self.plexor(["site", "list"], environment: database).output.contains("\(name)  origins: https://example.com"))
+
+        let badOrigin = try await self.plexor(["site", "set", name, "--origin", "example.com"], environment: database)
+        #expect(badOrigin.status != 0)
+        #expect(badOrigin.output.contains("'example.com' is not an origin"))
+        let badRate = try await self.plexor(["site", "set", name, "--guest-rate", "0"], environment: database)
+        #expect(badRate.status != 0)
+        #expect(badRate.output.contains("0 is not a valid value for guest_rate"))
+
+        #expect(try await self.plexor(["site", "remove", name], environment: database).status == 0)
+        let gone = try await self.plexor(["site", "show", name], environment: database)
+        #expect(gone.status != 0)
+        #expect(gone.output.contains("no site is named \(name)"))
+    }
 }

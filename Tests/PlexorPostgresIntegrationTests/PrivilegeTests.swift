@@ -57,6 +57,30 @@ import Testing
         self.expectRefused(stranger, "SELECT key FROM plexor.notification_key")
     }
 
+    @Test func aGatewayRoleRunsTheChatAndAPublisherOnlyHandsOutGrants() throws {
+        let owner = try PostgresConnection(TestDatabase.connectionString)
+        let site = uniqueTag("site")
+        _ = try owner.chatSiteAdd(name: site, origins: [])
+        let gateway = try PostgresConnection(TestDatabase.connectionString(asRole: "plexor_test_gateway", granted: ["plexor_gateway"]))
+        #expect(try gateway.chatSiteSettings(site: site) != nil)
+        let guest = try gateway.chatGuest(site: site, name: "Ann", address: "10.1.2.3")
+        let posted = try gateway.chatPost(room: site, person: guest.id, address: nil, text: "hi")
+        #expect(try gateway.chatHistory(room: site, before: nil, limit: 10, viewer: nil) == [posted])
+        #expect(try gateway.chatPresence(room: site).isEmpty)
+        _ = try gateway.chatModerate(.clear, [site], actor: "site")
+        #expect(try gateway.chatModerationLog(site: site, limit: 10, actor: "site").count == 1)
+        // The gateway reaches the chat's tables only through its functions.
+        self.expectRefused(gateway, "SELECT secret FROM plexor.chat_sites")
+        self.expectRefused(gateway, "UPDATE plexor.chat_people SET moderator = true")
+        self.expectRefused(gateway, "SELECT plexor.chat_site_add('x')")
+
+        let publisher = try PostgresConnection(TestDatabase.connectionString(asRole: "plexor_test_publisher", granted: ["plexor_publisher"]))
+        #expect(try publisher.query("SELECT plexor.grant_access('{a}', 60)") { $0.string(0, 0)! }.hasPrefix("g1."))
+        self.expectRefused(publisher, "SELECT plexor.chat_post($1, $2, NULL, 'x')", [site, String(guest.id)])
+        self.expectRefused(publisher, "SELECT plexor.token_mac('x')")
+        self.expectRefused(publisher, "SELECT plexor.chat_delete($1, 1)", [site])
+    }
+
     @Test func aGatewayRoleCanReadTheKeyAndCatchUpButNotWriteTheLog() throws {
         let gateway = try PostgresConnection(TestDatabase.connectionString(asRole: "plexor_test_gateway", granted: ["plexor_gateway"]))
         _ = try gateway.notificationKey()

@@ -34,6 +34,12 @@ export interface PlexorOptions {
   storageKey?: string;
   /** Where `storageKey` lives; default sessionStorage. */
   storage?: Pick<Storage, "getItem" | "setItem">;
+  /**
+   * A token Plexor signed, sent as `Authorization: Bearer` with every poll:
+   * needed for private tags (a grant from `plexor.grant_access()`, or a chat
+   * session). A function is asked before each poll, so a renewed token is used at once.
+   */
+  token?: string | (() => string | null | undefined);
   /** For tests: the fetch, the randomness of the backoff, and its wait. */
   fetch?: typeof fetch;
   random?: () => number;

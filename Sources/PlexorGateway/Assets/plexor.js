@@ -14,6 +14,7 @@ const TAG = /^[A-Za-z0-9_\-.:/]{1,128}$/;
  *   timeout?: number,
  *   storageKey?: string,
  *   storage?: Pick<Storage, "getItem" | "setItem">,
+ *   token?: string | (() => string | null | undefined),
  *   fetch?: typeof fetch,
  *   random?: () => number,
  *   sleep?: (ms: number, signal: AbortSignal) => Promise<void>,
@@ -55,6 +56,8 @@ export class Plexor {
     this._sleep = options.sleep ?? sleep;
     this._storageKey = options.storageKey ?? null;
     this._storage = options.storage ?? (this._storageKey ? globalThis.sessionStorage : null);
+    /** @type {string | (() => string | null | undefined) | null} */
+    this._token = options.token ?? null;
     /** @type {Map<string, Set<Subscription>>} subscriptions by full tag */
     this._subscriptions = new Map();
     /** @type {Map<string, number | null>} the cursor of each full tag (null: from now) */
@@ -181,11 +184,14 @@ export class Plexor {
       const cursor = this._cursors.get(tag);
       return cursor === null || cursor === undefined ? encodeURIComponent(tag) : `${encodeURIComponent(tag)}@${cursor}`;
     });
+    const token = typeof this._token === "function" ? this._token() : this._token;
     // The tags are in the query: the answer must never come from a cache.
     const response = await this._fetch(`${this.url}/poll?tags=${tags.join(",")}&timeout=${this.timeout}`, {
       signal,
       cache: "no-store",
       credentials: "omit",
+      // Private tags need a token Plexor signed; never a cookie.
+      ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
     });
     if (!response.ok) {
       const error = new PlexorHTTPError(response.status, await response.text().catch(() => ""));

@@ -20,6 +20,20 @@ public struct ChatSiteSettings: Sendable, Equatable {
     }
 }
 
+/// A site as its operator sees it (`plexor site`).
+public struct ChatSite: Sendable, Equatable {
+    public var name: String
+    public var origins: [String]
+    public var guestsAllowed: Bool
+    public var slowModeSeconds: Int
+    public var personRate: Int
+    public var guestRate: Int
+    public var addressRate: Int
+    public var keepMessages: Int
+    public var keepDays: Int?
+    public var secret: String
+}
+
 /// A person a session was made for, with their JSON as messages show them.
 public struct ChatPerson: Sendable, Equatable {
     public var id: Int64
@@ -39,6 +53,35 @@ public struct ChatEntry: Sendable, Equatable {
 /// The chat's SQL functions (`005_chat.sql`); each refusal is a
 /// `PostgresError` whose SQLSTATE is `PX` and the HTTP status.
 extension PostgresConnection {
+    /// Creates a site; returns its secret.
+    public func chatSiteAdd(name: String, origins: [String]) throws -> String {
+        try self.query("SELECT plexor.chat_site_add($1, $2)", [name, ArrayLiteral.make(origins)]) { $0.string(0, 0)! }
+    }
+
+    /// Changes settings (a JSON object, see `plexor.chat_site_set`); returns a new secret if one was made.
+    public func chatSiteSet(name: String, settings: String) throws -> String? {
+        try self.query("SELECT plexor.chat_site_set($1, $2)", [name, settings]) { $0.string(0, 0) }
+    }
+
+    public func chatSiteRemove(name: String) throws -> Bool {
+        try self.query("SELECT plexor.chat_site_remove($1)", [name]) { $0.bool(0, 0) ?? false }
+    }
+
+    /// Every site, or the one named.
+    public func chatSites(named name: String? = nil) throws -> [ChatSite] {
+        try self.query("""
+            SELECT name, origins, guests_allowed, slow_mode_seconds, person_rate, guest_rate, ip_rate, keep_messages, keep_days, secret
+            FROM plexor.chat_sites WHERE $1::text IS NULL OR name = $1 ORDER BY name
+            """, [name]) { rows in
+            (0..<rows.count).map { row in
+                ChatSite(name: rows.string(row, 0)!, origins: rows.tagArray(row, 1) ?? [], guestsAllowed: rows.bool(row, 2)!,
+                         slowModeSeconds: Int(rows.int64(row, 3)!), personRate: Int(rows.int64(row, 4)!),
+                         guestRate: Int(rows.int64(row, 5)!), addressRate: Int(rows.int64(row, 6)!),
+                         keepMessages: Int(rows.int64(row, 7)!), keepDays: rows.int64(row, 8).map { Int($0) }, secret: rows.string(row, 9)!)
+            }
+        }
+    }
+
     public func chatSiteSettings(site: String) throws -> ChatSiteSettings? {
         try self.query("SELECT secret, origins, guests_allowed, person_rate, guest_rate, ip_rate FROM plexor.chat_site_settings($1)",
                        [site]) { rows in
