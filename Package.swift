@@ -121,6 +121,8 @@ let package = Package(
         .executableTarget(
             name: "plexor-fuzz",
             dependencies: [
+                "PlexorAccess",
+                "PlexorChat",
                 "PlexorCore",
                 "PlexorTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -140,6 +142,7 @@ let package = Package(
         .executableTarget(
             name: "plexor-bench",
             dependencies: [
+                "PlexorAccess",
                 "PlexorHTTPClient",
                 "PlexorPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

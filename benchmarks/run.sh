@@ -6,13 +6,13 @@
 #
 # Environment: POLLS (parked and fan-out polls, default 10000), SAMPLES
 # (latency samples, 300), SECONDS_EACH (load duration, 10), SCENARIOS
-# (default "floor latency parked parked100k fanout stream cycle publish listened").
+# (default "floor latency parked parked100k fanout stream cycle publish listened chat").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 polls=${POLLS:-10000}
 samples=${SAMPLES:-300}
 seconds=${SECONDS_EACH:-10}
-scenarios=${SCENARIOS:-floor latency parked parked100k fanout stream cycle publish listened}
+scenarios=${SCENARIOS:-floor latency parked parked100k fanout stream cycle publish listened chat}
 
 ./scripts/install-dependencies.sh
 ./benchmarks/install-tools.sh
@@ -139,6 +139,10 @@ for scenario in $scenarios; do
             done ;;
         publish)
             $bench publish "${plexor_args[@]}" --seconds "$seconds" --token bench ;;
+        chat)
+            # 1,000 chatters (site-verified, each following its room and present in it) in 100 rooms,
+            # 50 posts a second; then the same with one of them flooding.
+            $bench chat "${plexor_args[@]}" --chatters 1000 --rooms 100 --rate 50 --seconds "$seconds" ;;
         listened)
             for tags in 1000 10000 50000; do
                 $bench listened "${plexor_args[@]}" --tags "$tags" --samples "$samples"

@@ -69,6 +69,16 @@ def main(path):
         out += ["", "| 6. tags listened by one gateway | publish → answer median (ms) | p99 (ms) |", "|---|---|---|"]
         for r in listened:
             out.append(f"| {r['tags']:,} | {r['median_ms']:.3f} | {r['p99_ms']:.3f} |")
+    chat = by.get(("chat", "plexor"), [])
+    if chat:
+        out += ["", f"| 7. chat ({chat[0]['chatters']:,} chatters, {chat[0]['rooms']} rooms, {chat[0]['rate']} posts/s) | posts | deliveries | lost "
+                    "| post → member median (ms) | p99 | POST → 201 median (ms) | p99 |", "|---|---|---|---|---|---|---|---|"]
+        for r in chat:
+            for key, label in (("calm", "calm"), ("flood", "one member flooding")):
+                out.append(f"| {label} | {r[key + '_posts']:,} | {r[key + '_deliveries']:,} | {r[key + '_lost']} | {r[key + '_median_ms']:.2f} "
+                           f"| {r[key + '_p99_ms']:.2f} | {r[key + '_post_median_ms']:.2f} | {r[key + '_post_p99_ms']:.2f} |")
+            out.append(f"| the flooder | {r['flood_accepted']} accepted, {r['flood_refused']:,} refused (429) | | duplicates {r['duplicates']}, "
+                       f"out of order {r['out_of_order_members']} | | | | |")
     print("\n".join(out))
 
 

@@ -4,11 +4,11 @@
 # Inputs that find new paths are kept in .build/fuzz/corpus (not committed).
 # A crash fails the run and leaves its input in .build/fuzz/crashes: add it to
 # Tests/FuzzCorpus/<target>/ as crash-<what>, where the replay test keeps it.
-# Usage: scripts/fuzz.sh [SECONDS]   Environment: FUZZ_TARGETS (all four).
+# Usage: scripts/fuzz.sh [SECONDS]   Environment: FUZZ_TARGETS (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-targets=${FUZZ_TARGETS:-http poll publish notification presence}
+targets=${FUZZ_TARGETS:-http poll publish notification presence token chat}
 
 ./scripts/install-dependencies.sh
 # libFuzzer's runtime without its main: SwiftPM names an executable's entry

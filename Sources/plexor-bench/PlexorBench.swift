@@ -9,7 +9,7 @@ struct PlexorBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plexor-bench",
         abstract: "Measure a running Plexor gateway (or Nchan, for comparison).",
-        subcommands: [Latency.self, Parked.self, ParkWorker.self, Fanout.self, Stream.self, PublishThroughput.self, Listened.self, NotificationCost.self, Online.self]
+        subcommands: [Latency.self, Parked.self, ParkWorker.self, Fanout.self, Stream.self, PublishThroughput.self, Listened.self, NotificationCost.self, Online.self, Chat.self]
     )
 }
 

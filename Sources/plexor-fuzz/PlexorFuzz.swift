@@ -1,5 +1,7 @@
 import Foundation
 import NIOCore
+import PlexorAccess
+import PlexorChat
 import PlexorCore
 import PlexorTransport
 
@@ -13,6 +15,8 @@ enum FuzzTarget: String, CaseIterable {
     case publish
     case notification
     case presence
+    case token
+    case chat
 
     func run(_ input: UnsafeRawBufferPointer) {
         switch self {
@@ -39,6 +43,32 @@ enum FuzzTarget: String, CaseIterable {
             request.prefixes?.forEach { Self.checkTag(Tag(trusted: $0)) }
             precondition((request.after ?? 0) >= 0, "a negative position")
             precondition((0...limits.maximumTimeout).contains(request.timeout), "timeout out of bounds")
+        case .token:
+            let text = String(decoding: input, as: UTF8.self)
+            if let bytes = Base64URL.decode(text) {
+                precondition(Base64URL.encode(bytes) == text, "two spellings of one value")
+            }
+            if let token = try? SiteToken.verify(text, secret: Self.secret, now: 1_800_000_000) {
+                precondition(token.expires > 1_800_000_000 && !token.subject.isEmpty, "a token that should have been refused")
+            }
+            let signer = TokenSigner(notificationKey: Self.secret)!
+            if case .grant(let grant)? = Credential(token: text, signer: signer, now: 0) {
+                precondition(!grant.entries.isEmpty && grant.entries.count <= 100, "a grant of no or too many tags")
+            }
+        case .chat:
+            let text = String(decoding: input, as: UTF8.self)
+            if case .room(let room, _)? = ChatRoute(path: text) {
+                precondition(Room(room.name) == room && room.tag.utf8.count <= 128, "a room that is not one")
+            }
+            for (check, length) in [(ChatText.message, ChatText.messageLength), (ChatText.nickname, ChatText.nicknameLength)] {
+                guard let accepted = try? check(text) else { continue }
+                precondition(length.contains(accepted.unicodeScalars.count), "a text of the wrong length")
+                precondition(accepted.unicodeScalars.allSatisfy { $0 == "\n" || $0.value >= 0x20 && !(0x7F...0x9F).contains($0.value) },
+                             "a control character got through")
+                precondition(accepted.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.count <= accepted.unicodeScalars.count,
+                             "untrimmed")
+            }
+            _ = try? ChatBody.decode(ChatBody.Moderation.self, from: Array(input), expecting: "")
         case .notification:
             guard let payload = NotificationPayload.parse(input) else { return }
             switch payload {
@@ -55,6 +85,9 @@ enum FuzzTarget: String, CaseIterable {
             }
         }
     }
+
+    /// The site secret and notification key the token target signs with.
+    static let secret = Array("fuzzing secret, thirty-two bytes".utf8)
 
     static func checkTag(_ tag: Tag) {
         precondition((try? Tag(validating: tag.name)) != nil, "an invalid tag got through: \(tag.name.debugDescription)")

@@ -8,7 +8,7 @@ import Testing
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("FuzzCorpus")
 
-    @Test(arguments: ["http", "poll", "publish", "notification", "presence"])
+    @Test(arguments: ["http", "poll", "publish", "notification", "presence", "token", "chat"])
     func everyCorpusInputPassesItsTargetsChecks(_ target: String) async throws {
         let directory = Self.corpus.appendingPathComponent(target)
         let inputs = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
