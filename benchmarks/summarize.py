@@ -71,7 +71,7 @@ def main(path):
             out.append(f"| {r['tags']:,} | {r['median_ms']:.3f} | {r['p99_ms']:.3f} |")
     chat = by.get(("chat", "plexor"), [])
     if chat:
-        out += ["", f"| 7. chat ({chat[0]['chatters']:,} chatters, {chat[0]['rooms']} rooms, {chat[0]['rate']} posts/s) | posts | deliveries | lost "
+        out += ["", f"| 8. chat ({chat[0]['chatters']:,} chatters, {chat[0]['rooms']} rooms, {chat[0]['rate']} posts/s) | posts | deliveries | lost "
                     "| post → member median (ms) | p99 | POST → 201 median (ms) | p99 |", "|---|---|---|---|---|---|---|---|"]
         for r in chat:
             for key, label in (("calm", "calm"), ("flood", "one member flooding")):

@@ -14,8 +14,10 @@ public struct PrivateTags: Sendable, Equatable {
         self.prefixes = [Self.chatPresencePrefix] + configured.filter { $0 != Self.chatPresencePrefix }
     }
 
+    /// On the poll path for every tag: compared as bytes (tags are ASCII),
+    /// without `hasPrefix`'s Unicode rules.
     public func isPrivate(_ tag: String) -> Bool {
-        self.prefixes.contains { tag.hasPrefix($0) }
+        self.prefixes.contains { tag.utf8.starts(with: $0.utf8) }
     }
 
     /// Whether `credential` lets its holder poll the private `tag`.

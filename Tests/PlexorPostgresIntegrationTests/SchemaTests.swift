@@ -169,6 +169,30 @@ import Testing
         #expect(try seqs(of: tag, connection) == [3])
     }
 
+    @Test func aSitesRoomsKeepTheSitesHistoryLimitsInsteadOfTheGateways() throws {
+        let connection = try PostgresConnection(TestDatabase.makeFreshDatabase())
+        _ = try connection.chatSiteAdd(name: "keeper", origins: [])
+        _ = try connection.chatSiteAdd(name: "short", origins: [])
+        _ = try connection.chatSiteSet(name: "short", settings: #"{"keep_messages":2,"keep_days":1}"#)
+        let tags = ["chat:keeper", "chat:keeper/help", "chat:short", "chat:nosite", "plain"]
+        for tag in tags {
+            for index in 1...4 {
+                try connection.execute("INSERT INTO plexor.messages (tags, data) VALUES ($1, $2)", ["{\(tag)}", String(index)])
+            }
+        }
+        // Everything is two days old but the last message of each tag.
+        try connection.execute("UPDATE plexor.messages m SET time = now() - interval '2 days' FROM plexor.log l WHERE l.message_id = m.id AND l.seq < 4")
+        _ = try connection.trim(RetentionPolicy(maximumAgeSeconds: 3600, maximumPerTag: 3))
+        // The default for a site: the newest 10,000, whatever their age.
+        #expect(try seqs(of: "chat:keeper", connection) == [1, 2, 3, 4])
+        #expect(try seqs(of: "chat:keeper/help", connection) == [1, 2, 3, 4])
+        // A site's own limits.
+        #expect(try seqs(of: "chat:short", connection) == [4])
+        // Not a site's room: the gateway's policy.
+        #expect(try seqs(of: "chat:nosite", connection) == [4])
+        #expect(try seqs(of: "plain", connection) == [4])
+    }
+
     @Test func fetchesAMessageByID() throws {
         let a = uniqueTag(), b = uniqueTag()
         let id = try self.connection.query("SELECT plexor.publish($1, '{\"big\":true}', $2)", ["{\(a),\(b)}", "{\(a)}"]) { $0.int64(0, 0)! }
