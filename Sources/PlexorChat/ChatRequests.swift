@@ -26,11 +26,13 @@ public enum ChatRoute: Sendable, Equatable {
 public enum ChatBody {
     public static let maximumBodyBytes = 16 * 1024
 
-    /// `POST /chat/session`: a guest's nickname, or the site's token for its user.
+    /// `POST /chat/session`: a guest's nickname, the site's token for its
+    /// user, or `renew` (with the current session as the bearer token).
     public struct Session: Decodable, Sendable {
         public var site: String
         public var guest: String?
         public var token: String?
+        public var renew: Bool?
     }
 
     /// `POST /chat/ROOM/messages`.

@@ -92,6 +92,13 @@ final class ChatAPI: Sendable {
             return loop.makeSucceededFuture(.error(.notFound, "\(request.site.prefix(40)) is not a site name"))
         }
         switch (request.guest, request.token) {
+        case (nil, nil) where request.renew == true:
+            // The same person, a fresh session: a guest keeps their key.
+            guard let current = self.session(call, site: request.site) else { return loop.makeSucceededFuture(.unauthorized) }
+            return self.run(on: loop) { connection in
+                let renewed = try connection.chatRenew(site: request.site, person: current.person)
+                return self.sessionReply(site: request.site, person: renewed.person, guest: renewed.guest)
+            }
         case (let guest?, nil):
             let name: String
             do {
@@ -99,11 +106,7 @@ final class ChatAPI: Sendable {
             } catch {
                 return loop.makeSucceededFuture(.error(.badRequest, error.description))
             }
-            // Each guest session is a row: an address may make only so many.
-            let address = call.address ?? "unknown"
-            if let wait = self.limits.withLock({ $0.take([("session:" + address, Self.guestSessionsPerMinute)], now: Self.uptime()) }) {
-                return loop.makeSucceededFuture(self.rateLimited(wait, "too many guest sessions from your address"))
-            }
+            if let refusal = self.takeGuestSession(address: call.address) { return loop.makeSucceededFuture(refusal) }
             return self.run(on: loop) { connection in
                 let person = try connection.chatGuest(site: request.site, name: name, address: call.address)
                 return self.sessionReply(site: request.site, person: person, guest: true)
@@ -124,11 +127,19 @@ final class ChatAPI: Sendable {
                 return self.sessionReply(site: request.site, person: person, guest: false)
             }
         default:
-            return loop.makeSucceededFuture(.error(.badRequest, "give either guest (a nickname) or token (the site's signed token), not both"))
+            return loop.makeSucceededFuture(.error(.badRequest, "give one of guest (a nickname), token (the site's signed token) or renew: true"))
         }
     }
 
-    private func sessionReply(site: String, person: ChatPerson, guest: Bool) -> ChatReply {
+    /// Each guest session is a row: an address may make only so many. A `429` when it has.
+    func takeGuestSession(address: String?) -> ChatReply? {
+        let key = "session:" + (address ?? "unknown")
+        guard let wait = self.limits.withLock({ $0.take([(key, Self.guestSessionsPerMinute)], now: Self.uptime()) }) else { return nil }
+        return self.rateLimited(wait, "too many guest sessions from your address")
+    }
+
+    /// `201` with a new session for the person (also what the sign-in pages answer).
+    func sessionReply(site: String, person: ChatPerson, guest: Bool) -> ChatReply {
         guard let signer = self.access.signer else { return .error(.serviceUnavailable, "PostgreSQL is unavailable; retry") }
         let session = SessionToken(expires: Self.now() + Self.sessionLifetime, site: site, person: person.id, guest: guest)
         return ChatReply(status: .created, body: """
@@ -216,10 +227,13 @@ final class ChatAPI: Sendable {
         var viewer: Int64?
         if case .session(let session)? = credential, session.site == room.site { viewer = session.person }
         return self.run(on: loop) { [viewer, before, limit] connection in
-            let page = try connection.chatHistory(room: room.name, before: before, limit: limit, viewer: viewer)
+            // The newest page also says where live messages go on from: read first, so none falls between.
+            let last = before == nil ? try connection.chatLastSeq(room: room.name) : nil
+            let page = try connection.chatHistory(room: room.name, before: last.map { $0 + 1 } ?? before, limit: limit, viewer: viewer)
             // Oldest first; `before` asks for the page before this one, null when there is none.
             let next = page.count == limit ? page.last.map { String($0.seq) } ?? "null" : "null"
-            return ChatReply(status: .ok, body: "{\"messages\":[\(page.reversed().map(\.json).joined(separator: ","))],\"before\":\(next)}")
+            let messages = page.reversed().map(\.json).joined(separator: ",")
+            return ChatReply(status: .ok, body: "{\"messages\":[\(messages)],\"before\":\(next)\(last.map { ",\"last\":\($0)" } ?? "")}")
         }
     }
 
@@ -336,7 +350,7 @@ final class ChatAPI: Sendable {
         }
     }
 
-    private static func reply(for error: PostgresError) -> ChatReply {
+    static func reply(for error: PostgresError) -> ChatReply {
         if let status = error.chatStatus {
             var headers: [(String, String)] = []
             if status == 429, let seconds = error.detail, Int(seconds) != nil { headers.append(("Retry-After", seconds)) }

@@ -20,16 +20,18 @@ final class GatewayContext: Sendable {
     let presenceAPI: PresenceAPI?
     let access: AccessControl
     let chat: ChatAPI
+    let widget: WidgetAPI
     let metrics: GatewayMetrics
     let logger: Logger
     let headWriter: HTTPResponseHeadWriter
     let frontPage: StaticAsset
 
     init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, presence: PresenceWriter?,
-         presenceAPI: PresenceAPI?, access: AccessControl, chat: ChatAPI, metrics: GatewayMetrics, logger: Logger) {
+         presenceAPI: PresenceAPI?, access: AccessControl, chat: ChatAPI, widget: WidgetAPI, metrics: GatewayMetrics, logger: Logger) {
         self.presenceAPI = presenceAPI
         self.access = access
         self.chat = chat
+        self.widget = widget
         self.configuration = configuration
         self.headWriter = HTTPResponseHeadWriter(corsOrigin: configuration.corsOrigin)
         self.frontPage = StaticAsset.frontPage(psql: configuration.frontPagePsql)
@@ -130,9 +132,12 @@ public final class Gateway: Sendable {
 
         let access = AccessControl(privateTags: PrivateTags(configured: configuration.privatePrefixes),
                                    key: { listener.notificationKey })
+        let chat = ChatAPI(pool: pool, access: access, metrics: metrics)
+        let widget = WidgetAPI(pool: pool, access: access, chat: chat, secureCookies: configuration.publicURL?.hasPrefix("https:") ?? false,
+                               oidc: nil)
         let context = GatewayContext(configuration: configuration, listener: listener, publisher: publisher,
                                      presence: presence, presenceAPI: presenceAPI, access: access,
-                                     chat: ChatAPI(pool: pool, access: access, metrics: metrics), metrics: metrics, logger: logger)
+                                     chat: chat, widget: widget, metrics: metrics, logger: logger)
         let http = try Self.startHTTP(configuration, group: group, shards: shards, context: context, logger: logger)
         parts.append(http.part)
         boundPort.set(http.ports[0])

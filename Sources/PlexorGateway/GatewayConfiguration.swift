@@ -47,6 +47,10 @@ public struct GatewayConfiguration: Sendable {
     /// Tags under these prefixes (and every chat presence tag) may be polled
     /// only with a token Plexor signed for them.
     public var privatePrefixes: [String] = []
+    /// How browsers reach this gateway (`https://chat.example.net`), when it
+    /// is behind a proxy: sign-in cookies are `Secure` under https, and the
+    /// OpenID Connect provider sends people back here.
+    public var publicURL: String?
     /// Who is online, shared with every gateway through PostgreSQL.
     public var presence = PresenceSettings()
 

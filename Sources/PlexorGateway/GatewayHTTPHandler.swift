@@ -159,6 +159,13 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         if pathText.hasPrefix("/chat/") {
             return self.chat(framing, request, path: pathText.dropFirst(6), query: String(decoding: query, as: UTF8.self))
         }
+        if pathText.hasPrefix("/signin/") {
+            return self.signIn(framing, request, action: pathText.dropFirst(8), query: String(decoding: query, as: UTF8.self))
+        }
+        if let asset = Self.widgetAssets[pathText] {
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            return self.serve(asset, framing, request, query: query)
+        }
         switch pathText {
         case "/publish":
             guard request.method == .POST else { return self.methodNotAllowed(framing, request.method, allowed: "POST") }
@@ -176,6 +183,21 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         case "/plexor.d.ts":
             guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
             self.serve(StaticAsset.clientTypes, framing, request, query: query)
+        case "/embed":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.page(framing, self.context.widget.embed(query: String(decoding: query, as: UTF8.self), on: self.shard.loop))
+        case "/embed.css":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.page(framing, self.context.widget.siteStyles(query: String(decoding: query, as: UTF8.self), on: self.shard.loop))
+        case "/signin":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.page(framing, self.shard.loop.makeSucceededFuture(self.context.widget.signInPage()))
+        case "/demo":
+            guard isGet else { return self.methodNotAllowed(framing, request.method, allowed: "GET, HEAD") }
+            self.serve(WidgetAPI.demoPage, framing, request, query: query, extraHeaders: [
+                ("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+                ("X-Content-Type-Options", "nosniff"),
+            ])
         case "/online":
             guard request.method == .GET else { return self.methodNotAllowed(framing, request.method, allowed: "GET") }
             self.online(framing, request, query: query)
@@ -240,6 +262,29 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
             if reply.status.code >= 400 && reply.status.code < 500 { self.context.metrics.badRequests.add(1, ordering: .relaxed) }
             self.respondJSON(framing, reply.status, reply.body, extraHeaders: reply.headers)
+        }
+    }
+
+    /// The widget's files: served as built, with an ETag.
+    private static let widgetAssets: [String: StaticAsset] = [
+        "/embed.js": WidgetAPI.embedScript, "/widget.js": WidgetAPI.widgetScript, "/widget.css": WidgetAPI.widgetStyles,
+        "/signin.js": WidgetAPI.signInScript, "/demo.js": WidgetAPI.demoScript,
+    ]
+
+    private func signIn(_ framing: ResponseFraming, _ http: HTTPRequest, action: Substring, query: String) {
+        let body = http.body.map { Array($0.readableBytesView) } ?? []
+        self.page(framing, self.context.widget.signIn(action, method: http.method, query: query, cookie: http.cookie, body: body,
+                                                      address: self.connection.peerAddress, on: self.shard.loop))
+    }
+
+    /// Answers with a page (or JSON) once it is ready.
+    private func page(_ framing: ResponseFraming, _ reply: EventLoopFuture<PageReply>) {
+        self.state = .waiting(framing, poll: nil)
+        self.deadline = .none
+        reply.assumeIsolated().whenSuccess { reply in
+            guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
+            if reply.status.code >= 400 && reply.status.code < 500 { self.context.metrics.badRequests.add(1, ordering: .relaxed) }
+            self.respond(framing, reply.status, contentType: reply.contentType, body: ByteBuffer(string: reply.body), extraHeaders: reply.headers)
         }
     }
 

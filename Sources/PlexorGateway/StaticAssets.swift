@@ -46,7 +46,7 @@ struct StaticAsset: Sendable {
 
     private static let frontPageTemplate = StaticAsset.load("index", "html", contentType: "text/html; charset=utf-8")
 
-    private static func load(_ name: String, _ ext: String, contentType: StaticString) -> StaticAsset {
+    static func load(_ name: String, _ ext: String, contentType: StaticString) -> StaticAsset {
         guard let url = Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Assets"),
               let data = try? Data(contentsOf: url) else {
             preconditionFailure("\(name).\(ext) is missing from this build's resources")

@@ -193,6 +193,10 @@ struct Serve: AsyncParsableCommand {
             try connection.setMaximumDataBytes(maxDataBytes)
         }
         if let embedded {
+            // A newcomer's first run shows the chat working: /demo embeds this site's room.
+            if try connection.chatSites(named: "demo").isEmpty {
+                _ = try connection.chatSiteAdd(name: "demo", origins: [])
+            }
             try embedded.createLoginRoles(using: connection)
             configuration.connectionString = embedded.connectionString(user: EmbeddedPostgres.gatewayRole)
             configuration.frontPagePsql = Self.psqlCommand(embedded)
@@ -249,6 +253,7 @@ struct Serve: AsyncParsableCommand {
             Plexor is serving on \(base)
               wait for messages:  curl '\(base)/poll?tags=chat'
               publish one:        \(psql) -c "INSERT INTO plexor.messages (tags, data) VALUES ('{chat}', '{\\"text\\":\\"hi\\"}')"
+              the chat widget:    \(base)/demo
             Stop with Ctrl-C (parked polls are answered first).
             """)
         fflush(nil)  // every output stream (stdout itself is a global the compiler cannot check)

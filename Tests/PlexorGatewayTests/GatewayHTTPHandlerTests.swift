@@ -84,10 +84,12 @@ final class RecordedConnection: ResponseSink {
                              configuration: configuration, metrics: self.metrics, logger: logger)
         let pool = PostgresPool(connectionString: configuration.connectionString, size: 1)
         let access = AccessControl(privateTags: PrivateTags(configured: ["secret:"]), key: { Array(repeating: 7, count: 32) })
+        let chat = ChatAPI(pool: pool, access: access, metrics: self.metrics)
         let context = GatewayContext(configuration: configuration, listener: listener,
                                      publisher: BatchingPublisher(connectionString: configuration.connectionString, logger: logger),
-                                     presence: nil, presenceAPI: nil, access: access,
-                                     chat: ChatAPI(pool: pool, access: access, metrics: self.metrics), metrics: self.metrics, logger: logger)
+                                     presence: nil, presenceAPI: nil, access: access, chat: chat,
+                                     widget: WidgetAPI(pool: pool, access: access, chat: chat, secureCookies: false, oidc: nil),
+                                     metrics: self.metrics, logger: logger)
         self.connection.handler = GatewayHTTPHandler(connection: self.connection, shard: self.shard,
                                                   answerHeads: OKResponseHeads(corsOrigin: "*"), context: context)
     }

@@ -20,9 +20,9 @@ import Testing
     }
 
     func request(_ target: String, method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, keepAlive: Bool = true,
-                 authorization: String? = nil, body: String? = nil) -> HTTPRequestParser.Event {
+                 authorization: String? = nil, cookie: String? = nil, body: String? = nil) -> HTTPRequestParser.Event {
         .request(HTTPRequest(method: method, target: ByteBuffer(string: target), version: version, keepAlive: keepAlive,
-                             authorization: authorization, ifNoneMatch: nil, body: body.map { ByteBuffer(string: $0) }))
+                             authorization: authorization, ifNoneMatch: nil, cookie: cookie, body: body.map { ByteBuffer(string: $0) }))
     }
 
     func failure(_ status: HTTPResponseStatus, _ message: String) -> HTTPRequestParser.Event {
@@ -34,6 +34,11 @@ import Testing
         let expected = [self.request("/poll?tags=a@3", authorization: "Bearer t")]
         #expect(self.events(text) == expected)
         #expect(self.events(text, pieceSize: 1) == expected)
+    }
+
+    @Test func cookieFieldsAreKeptAndJoined() {
+        #expect(self.events("GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\ncookie: b=2; c=3\r\n\r\n")
+                == [self.request("/", cookie: "a=1; b=2; c=3")])
     }
 
     @Test func leadingEmptyLinesAreSkippedAndBareLineFeedsRefused() {

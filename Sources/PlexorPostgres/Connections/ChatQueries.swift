@@ -34,6 +34,13 @@ public struct ChatSite: Sendable, Equatable {
     public var secret: String
 }
 
+/// What the widget's page needs of its site.
+public struct ChatEmbedSettings: Sendable, Equatable {
+    public var origins: [String]
+    public var customCSS: String?
+    public var guestsAllowed: Bool
+}
+
 /// A person a session was made for, with their JSON as messages show them.
 public struct ChatPerson: Sendable, Equatable {
     public var id: Int64
@@ -133,6 +140,50 @@ extension PostgresConnection {
 
     private func strings(_ sql: String, _ parameters: [String?]) throws -> [String] {
         try self.query(sql, parameters) { rows in (0..<rows.count).map { rows.string($0, 0)! } }
+    }
+
+    public func chatSiteCSS(name: String, css: String?) throws {
+        try self.execute("SELECT plexor.chat_site_css($1, $2)", [name, css])
+    }
+
+    public func chatEmbed(site: String) throws -> ChatEmbedSettings? {
+        try self.query("SELECT origins, custom_css, guests_allowed FROM plexor.chat_embed($1)", [site]) { rows in
+            rows.count == 1 ? ChatEmbedSettings(origins: rows.tagArray(0, 0) ?? [], customCSS: rows.string(0, 1), guestsAllowed: rows.bool(0, 2)!) : nil
+        }
+    }
+
+    /// A remembered nickname's new identity.
+    public func chatIdentityGuest(name: String) throws -> Int64 {
+        try self.query("SELECT plexor.chat_identity_guest($1)", [name]) { $0.int64(0, 0)! }
+    }
+
+    /// An OpenID Connect identity, made or renamed.
+    public func chatIdentityOIDC(issuer: String, subject: String, name: String, provider: String) throws -> Int64 {
+        try self.query("SELECT plexor.chat_identity_oidc($1, $2, $3, $4)", [issuer, subject, name, provider]) { $0.int64(0, 0)! }
+    }
+
+    /// The identity's name and provider, if it still exists.
+    public func chatIdentityName(_ identity: Int64) throws -> (name: String, provider: String?)? {
+        try self.query("SELECT name, provider FROM plexor.chat_identity_name($1)", [String(identity)]) { rows in
+            rows.count == 1 ? (rows.string(0, 0)!, rows.string(0, 1)) : nil
+        }
+    }
+
+    /// The site's person for an identity.
+    public func chatIdentityPerson(site: String, identity: Int64, address: String?) throws -> ChatPerson {
+        try self.person("SELECT person, \"user\" FROM plexor.chat_identity_person($1, $2, $3)", [site, String(identity), address])
+    }
+
+    /// A session's person, still there and not banned; whether they are a guest.
+    public func chatRenew(site: String, person: Int64) throws -> (person: ChatPerson, guest: Bool) {
+        try self.query("SELECT person, \"user\", guest FROM plexor.chat_renew($1, $2)", [site, String(person)]) { rows in
+            (ChatPerson(id: rows.int64(0, 0)!, json: rows.string(0, 1)!), rows.bool(0, 2)!)
+        }
+    }
+
+    /// The seq of the room's newest message (0: none yet).
+    public func chatLastSeq(room: String) throws -> Int64 {
+        try self.query("SELECT plexor.chat_last_seq($1)", [room]) { $0.int64(0, 0)! }
     }
 
     /// One moderation function (`plexor.chat_delete(...)` and its kin) with

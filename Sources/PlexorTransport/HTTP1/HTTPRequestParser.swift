@@ -12,6 +12,8 @@ public struct HTTPRequest: Equatable {
     public var authorization: String?
     /// `If-None-Match` (for files the gateway serves: a 304 when the ETag is one of these).
     public var ifNoneMatch: String?
+    /// `Cookie` (the sign-in pages on the gateway's own origin); several fields are joined with `; `.
+    public var cookie: String?
     public var body: ByteBuffer?
 }
 
@@ -370,6 +372,9 @@ public struct HTTPRequestParser {
                 parsed.request.authorization = String(decoding: value, as: UTF8.self)
             } else if equalsIgnoringCase(name, "if-none-match") {
                 parsed.request.ifNoneMatch = String(decoding: value, as: UTF8.self)
+            } else if equalsIgnoringCase(name, "cookie") {
+                let text = String(decoding: value, as: UTF8.self)
+                parsed.request.cookie = parsed.request.cookie.map { $0 + "; " + text } ?? text
             } else if equalsIgnoringCase(name, "host") {
                 hosts += 1
                 guard hosts == 1 else { return bad("a request may carry only one Host field") }
