@@ -19,3 +19,4 @@ python3 -c "import selenium" 2>/dev/null || python3 -m pip install --quiet selen
 # selenium must not try to download a driver: Debian's is the one to use.
 export SE_OFFLINE=true
 python3 Tests/Browser/browser_tests.py
+python3 Tests/Browser/widget_tests.py

@@ -40,16 +40,17 @@ final class ChatAPI: Sendable {
     static let sessionLifetime: Int64 = 86_400
     /// A site's settings read longer ago than this are read again.
     static let settingsLifetime: Double = 10
-    /// Guest sessions made per minute from one address (30: ten at once, for a school or an office behind one address).
-    static let guestSessionsPerMinute = 30
 
     private let pool: PostgresPool
     private let access: AccessControl
     private let metrics: GatewayMetrics
+    /// Guest sessions one address may start a minute (the default 30: ten at once, for a school or an office behind one address).
+    private let guestSessionsPerMinute: Int
     private let limits = Mutex(RateLimits())
     private let sites = Mutex<[String: (settings: ChatSiteSettings, read: Double)]>([:])
 
-    init(pool: PostgresPool, access: AccessControl, metrics: GatewayMetrics) {
+    init(pool: PostgresPool, access: AccessControl, metrics: GatewayMetrics, guestSessionsPerMinute: Int = 30) {
+        self.guestSessionsPerMinute = guestSessionsPerMinute
         self.pool = pool
         self.access = access
         self.metrics = metrics
@@ -134,7 +135,7 @@ final class ChatAPI: Sendable {
     /// Each guest session is a row: an address may make only so many. A `429` when it has.
     func takeGuestSession(address: String?) -> ChatReply? {
         let key = "session:" + (address ?? "unknown")
-        guard let wait = self.limits.withLock({ $0.take([(key, Self.guestSessionsPerMinute)], now: Self.uptime()) }) else { return nil }
+        guard let wait = self.limits.withLock({ $0.take([(key, self.guestSessionsPerMinute)], now: Self.uptime()) }) else { return nil }
         return self.rateLimited(wait, "too many guest sessions from your address")
     }
 

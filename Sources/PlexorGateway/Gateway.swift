@@ -132,7 +132,7 @@ public final class Gateway: Sendable {
 
         let access = AccessControl(privateTags: PrivateTags(configured: configuration.privatePrefixes),
                                    key: { listener.notificationKey })
-        let chat = ChatAPI(pool: pool, access: access, metrics: metrics)
+        let chat = ChatAPI(pool: pool, access: access, metrics: metrics, guestSessionsPerMinute: configuration.guestSessionsPerMinute)
         let widget = WidgetAPI(pool: pool, access: access, chat: chat, secureCookies: configuration.publicURL?.hasPrefix("https:") ?? false,
                                oidc: nil)
         let context = GatewayContext(configuration: configuration, listener: listener, publisher: publisher,

@@ -47,6 +47,8 @@ public struct GatewayConfiguration: Sendable {
     /// Tags under these prefixes (and every chat presence tag) may be polled
     /// only with a token Plexor signed for them.
     public var privatePrefixes: [String] = []
+    /// Chat guest sessions one address may start a minute.
+    public var guestSessionsPerMinute = 30
     /// How browsers reach this gateway (`https://chat.example.net`), when it
     /// is behind a proxy: sign-in cookies are `Secure` under https, and the
     /// OpenID Connect provider sends people back here.

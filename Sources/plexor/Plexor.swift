@@ -125,6 +125,8 @@ struct Serve: AsyncParsableCommand {
     var presenceHeartbeatTimeout: Int?
     @Option(name: Settings.presenceRetention.name, help: Settings.presenceRetention.argumentHelp)
     var presenceRetention: Int?
+    @Option(name: Settings.guestSessionsPerMinute.name, help: Settings.guestSessionsPerMinute.argumentHelp)
+    var guestSessionsPerMinute: Int?
     @Option(name: Settings.catchUpLimit.name, help: Settings.catchUpLimit.argumentHelp)
     var catchUpLimit: Int?
     @Option(name: Settings.queryConnections.name, help: Settings.queryConnections.argumentHelp)
@@ -148,7 +150,7 @@ struct Serve: AsyncParsableCommand {
             (Settings.retentionInterval, self.retentionInterval), (Settings.catchUpLimit, self.catchUpLimit),
             (Settings.queryConnections, self.queryConnections), (Settings.threads, self.threads),
             (Settings.presenceGrace, self.presenceGrace), (Settings.presenceHeartbeatTimeout, self.presenceHeartbeatTimeout),
-            (Settings.presenceRetention, self.presenceRetention),
+            (Settings.presenceRetention, self.presenceRetention), (Settings.guestSessionsPerMinute, self.guestSessionsPerMinute),
         ]
         for (setting, flag) in integers {
             try setting.apply(flag, environment, to: &configuration)

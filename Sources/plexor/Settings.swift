@@ -201,6 +201,9 @@ enum Settings {
     static let presenceRetention = IntegerSetting("presence-retention", "PLEXOR_PRESENCE_RETENTION", \.presence.retentionSeconds,
         range: 60...Int(Int32.max), valueName: "seconds",
         help: "Online/offline events older than this are removed.")
+    static let guestSessionsPerMinute = IntegerSetting("guest-sessions-per-minute", "PLEXOR_GUEST_SESSIONS_PER_MINUTE",
+        \.guestSessionsPerMinute, range: 1...100_000, valueName: "n",
+        help: "Chat guest sessions one IP address may start a minute (bursts of a third of that); behind a proxy every guest has the proxy's address.")
     static let catchUpLimit = IntegerSetting("catch-up-limit", "PLEXOR_CATCH_UP_LIMIT", \.catchUpLimitPerTag,
         range: 1...100_000, valueName: "n",
         help: "Messages one catch-up reads per tag.")

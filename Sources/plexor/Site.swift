@@ -120,6 +120,10 @@ struct SiteCommand: ParsableCommand {
         var keepDays: String?
         @Flag(name: .customLong("new-secret"), help: "Replace the secret (tokens signed with the old one stop working).")
         var newSecret = false
+        @Option(name: .customLong("css-file"), help: "The site's own CSS for its widget (at most 20,000 bytes); it comes after the widget's.")
+        var cssFile: String?
+        @Flag(name: .customLong("no-css"), help: "Remove the site's own CSS.")
+        var noCSS = false
         @OptionGroup var common: Common
 
         func run() throws {
@@ -139,9 +143,16 @@ struct SiteCommand: ParsableCommand {
                 settings["keep_days"] = Int(keepDays).map { $0 as Any } ?? NSNull()
             }
             if self.newSecret { settings["new_secret"] = true }
-            guard !settings.isEmpty else { throw ValidationError("nothing to change: give at least one setting (see --help)") }
+            let css: String?? = try self.cssFile.map { path in
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read \(path) as UTF-8 text") }
+                return text
+            } ?? (self.noCSS ? .some(nil) : nil)
+            guard !settings.isEmpty || css != nil else { throw ValidationError("nothing to change: give at least one setting (see --help)") }
             let json = String(decoding: try JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys]), as: UTF8.self)
-            let secret = try self.common.withConnection { try $0.chatSiteSet(name: self.name, settings: json) }
+            let secret = try self.common.withConnection { connection -> String? in
+                if let css { try connection.chatSiteCSS(name: self.name, css: css) }
+                return settings.isEmpty ? nil : try connection.chatSiteSet(name: self.name, settings: json)
+            }
             print("Site \(self.name) updated.")
             if let secret { print("New secret: \(secret)") }
         }

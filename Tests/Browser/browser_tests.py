@@ -58,16 +58,17 @@ def free_port():
 class Gateway:
     """`plexor serve` with its embedded PostgreSQL in a directory of its own."""
 
-    def __init__(self, directory, port):
+    def __init__(self, directory, port, extra=()):
         self.directory = directory
         self.port = port
+        self.extra = list(extra)
         self.process = None
         self.publish_url = None
 
     def start(self):
         self.process = subprocess.Popen(
             [PLEXOR, "serve", "--data-dir", self.directory, "--port", str(self.port), "--log-level", "warning",
-             "--api-token", "browser-test"],
+             "--api-token", "browser-test"] + self.extra,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         welcome = ""
         while "publish one:" not in welcome:
@@ -120,6 +121,17 @@ class Gateway:
         raise KeyError(name)
 
 
+def new_driver(profile):
+    """Debian's headless Chromium with a fresh profile (third-party cookies blocked, as in one), its console kept."""
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", f"--user-data-dir={profile}"]:
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+
+
 class BrowserTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -136,13 +148,7 @@ class BrowserTests(unittest.TestCase):
         http.server.SimpleHTTPRequestHandler.log_message = lambda *args: None
         cls.pages = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=cls.pages.serve_forever, daemon=True).start()
-        options = Options()
-        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-        for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                         "--disable-background-networking", f"--user-data-dir={cls.work}/profile"]:
-            options.add_argument(argument)
-        cls.driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                                      options=options)
+        cls.driver = new_driver(f"{cls.work}/profile")
         os.makedirs(ARTIFACTS, exist_ok=True)
 
     @classmethod

@@ -196,7 +196,7 @@ function receive(data, seq, time, { history = false } = {}) {
       if (!item) return;
       showStatus(null);
       const follow = atEnd();
-      $("log").append(item);
+      place(item);
       if (!history) arrived(follow, data);
       return;
     }
@@ -225,6 +225,7 @@ function renderMessage(data, seq, time) {
   if (!data || (data.type !== "message" && data.type !== "system")) return null;
   const item = document.createElement("li");
   item.className = data.type === "system" ? "msg system" : "msg";
+  if (typeof seq === "number") item.dataset.seq = String(seq);
   if (data.id !== undefined) {
     item.dataset.id = String(data.id);
     shown.set(data.id, { item, data });
@@ -308,6 +309,29 @@ function controls(data) {
   return box;
 }
 
+/** Draws a shown message again in its place (deleted, or for another viewer). */
+function rerender(item, data) {
+  const again = renderMessage(data, item.dataset.seq ? Number(item.dataset.seq) : null, item.querySelector("time")?.dateTime);
+  if (again) item.replaceWith(again);
+}
+
+/**
+ * Puts a message where its seq says: the room's order is the tag's, even when
+ * one's own post is confirmed before an earlier message arrives. Messages
+ * still being sent stay last.
+ * @param {HTMLElement} item
+ */
+function place(item) {
+  const log = $("log");
+  const seq = Number(item.dataset.seq);
+  let before = null;
+  for (let other = /** @type {HTMLElement | null} */ (log.lastElementChild); other; other = /** @type {HTMLElement | null} */ (other.previousElementSibling)) {
+    if (other.dataset.seq === undefined || Number(other.dataset.seq) > seq) before = other;
+    else break;
+  }
+  log.insertBefore(item, before);
+}
+
 function textElement(tag, className, text) {
   const element = document.createElement(tag);
   element.className = className;
@@ -333,8 +357,7 @@ function markDeleted(id) {
   const entry = shown.get(id);
   if (!entry) return;
   const data = { ...entry.data, deleted: true, text: undefined };
-  const item = renderMessage(data, null, entry.item.querySelector("time")?.dateTime);
-  entry.item.replaceWith(item);
+  rerender(entry.item, data);
 }
 
 /** A live message arrived: follow it, or count it as unread and offer a jump. */
@@ -390,7 +413,8 @@ async function post(text, pending, note) {
       pending.remove();  // the live copy came first
     } else {
       const confirmed = renderMessage(data, answer.data.seq, answer.data.time);
-      pending.replaceWith(confirmed);
+      pending.remove();
+      place(confirmed);
     }
     return;
   }
@@ -491,10 +515,7 @@ async function showSignedIn() {
   people.set(session.user.key, session.user);
   renderPeople();
   // Moderation controls depend on who is signed in.
-  for (const [, entry] of shown) {
-    const item = renderMessage(entry.data, null, entry.item.querySelector("time")?.dateTime);
-    entry.item.replaceWith(item);
-  }
+  for (const [, entry] of shown) rerender(entry.item, entry.data);
 }
 
 function addPerson(user) {
@@ -539,7 +560,7 @@ async function onWindowMessage(event) {
       && typeof message.token === "string" && message.token.length < 4096) {
     const answer = await api("POST", "/chat/session", { site: config.site, token: message.token });
     if (answer.status === 201) signedIn(answer.data);
-    else showStatus(reason(answer));
+    else showStatus(answer.data.error ?? reason(answer));  // the site's own token: say exactly what is wrong with it
   }
 }
 
