@@ -108,6 +108,7 @@ let package = Package(
         .executableTarget(
             name: "plexor",
             dependencies: [
+                "PlexorAccess",
                 "PlexorGateway",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "PlexorPostgres",

@@ -134,7 +134,7 @@ public final class Gateway: Sendable {
                                    key: { listener.notificationKey })
         let chat = ChatAPI(pool: pool, access: access, metrics: metrics, guestSessionsPerMinute: configuration.guestSessionsPerMinute)
         let widget = WidgetAPI(pool: pool, access: access, chat: chat, secureCookies: configuration.publicURL?.hasPrefix("https:") ?? false,
-                               oidc: nil)
+                               oidc: configuration.openIDConnect.map(OIDCSignIn.init))
         let context = GatewayContext(configuration: configuration, listener: listener, publisher: publisher,
                                      presence: presence, presenceAPI: presenceAPI, access: access,
                                      chat: chat, widget: widget, metrics: metrics, logger: logger)

@@ -1,4 +1,5 @@
 import NIOCore
+import PlexorAccess
 import PlexorCore
 import PlexorPostgres
 
@@ -53,6 +54,8 @@ public struct GatewayConfiguration: Sendable {
     /// is behind a proxy: sign-in cookies are `Secure` under https, and the
     /// OpenID Connect provider sends people back here.
     public var publicURL: String?
+    /// "Sign in with …" in the chat's sign-in window.
+    public var openIDConnect: OpenIDConnect.Provider?
     /// Who is online, shared with every gateway through PostgreSQL.
     public var presence = PresenceSettings()
 

@@ -148,6 +148,24 @@ final class WidgetAPI: Sendable {
         let now = Int64(Date().timeIntervalSince1970)
         let identity = IdentityToken(cookieHeader: cookie, signer: signer, now: now)
         switch (action, method) {
+        case ("oidc/start", .GET):
+            guard let oidc = self.oidc else { return loop.makeSucceededFuture(.error(.notFound, "No sign-in provider is configured.")) }
+            return oidc.start(query: query, signer: signer, secureCookies: self.secureCookies, on: loop).flatMapErrorThrowing { _ in
+                .error(.badGateway, "\(oidc.providerName) cannot be reached; try again later.")
+            }
+        case ("oidc/callback", .GET):
+            guard let oidc = self.oidc else { return loop.makeSucceededFuture(.error(.notFound, "No sign-in provider is configured.")) }
+            if let refusal = queryParameters(query)["error"] {
+                return loop.makeSucceededFuture(.error(.forbidden, "\(oidc.providerName) did not sign you in (\(refusal.prefix(80)))."))
+            }
+            return oidc.callback(query: query, cookie: cookie, signer: signer, pool: self.pool, on: loop).map { result in
+                guard let (identity, pending) = result else {
+                    return .error(.badRequest, "This sign-in has expired or was not started here; start again from the chat.")
+                }
+                return self.signedInWithProvider(identity: identity, site: pending.site, language: pending.language)
+            }.flatMapErrorThrowing { error in
+                .error(.badGateway, "Signing in with \(oidc.providerName) failed: \(String(describing: error).prefix(200))")
+            }
         case ("me", .GET):
             guard let identity else { return loop.makeSucceededFuture(.json(.error(.notFound, "not signed in on this gateway"))) }
             return self.run(on: loop) { connection in
@@ -200,12 +218,13 @@ final class WidgetAPI: Sendable {
         }
     }
 
-    /// The popup's return from the OpenID Connect provider.
-    func signedInWithProvider(identity: Int64, site: String, language: String) -> PageReply? {
-        guard let signer = self.access.signer else { return nil }
+    /// Back from the provider: remembered, and on to the sign-in page, which finishes for the site.
+    private func signedInWithProvider(identity: Int64, site: String, language: String) -> PageReply {
+        guard let signer = self.access.signer else { return .error(.serviceUnavailable, "The chat is unavailable; try again.") }
         let cookie = self.identityCookie(IdentityToken(expires: Int64(Date().timeIntervalSince1970) + IdentityToken.lifetime, identity: identity), signer)
+        let done = "\(OpenIDConnect.Pending.cookieName)=; Path=/signin/oidc; Max-Age=0; HttpOnly; SameSite=Lax" + (self.secureCookies ? "; Secure" : "")
         return PageReply(status: .seeOther, contentType: "text/plain; charset=utf-8", body: "",
-                         headers: [("Location", "/signin?site=\(site)&lang=\(language)&auto=1"), ("Set-Cookie", cookie)])
+                         headers: [("Location", "/signin?site=\(site)&lang=\(language)&auto=1"), ("Set-Cookie", cookie), ("Set-Cookie", done)])
     }
 
     /// First-party, only for the sign-in paths, never readable by scripts, not sent on other sites' requests.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
+import PlexorAccess
 import PlexorCore
 import PlexorGateway
 import PlexorPostgres
@@ -99,6 +100,16 @@ struct Serve: AsyncParsableCommand {
     var maxTimeout: Int?
     @Option(name: Settings.corsOrigin.name, help: Settings.corsOrigin.argumentHelp)
     var corsOrigin: String?
+    @Option(name: Settings.publicURL.name, help: Settings.publicURL.argumentHelp)
+    var publicURL: String?
+    @Option(name: Settings.oidcIssuer.name, help: Settings.oidcIssuer.argumentHelp)
+    var oidcIssuer: String?
+    @Option(name: Settings.oidcClientID.name, help: Settings.oidcClientID.argumentHelp)
+    var oidcClientID: String?
+    @Option(name: Settings.oidcClientSecret.name, help: Settings.oidcClientSecret.argumentHelp)
+    var oidcClientSecret: String?
+    @Option(name: Settings.oidcName.name, help: Settings.oidcName.argumentHelp)
+    var oidcName: String?
     @Option(name: Settings.apiToken.name, help: Settings.apiToken.argumentHelp)
     var apiToken: String?
     @Option(name: Settings.publishToken.name, help: Settings.publishToken.argumentHelp)
@@ -168,6 +179,7 @@ struct Serve: AsyncParsableCommand {
         if let list = Settings.privatePrefixes.value(self.privatePrefixes, environment), !list.isEmpty {
             configuration.privatePrefixes = try Self.prefixes(list, Settings.privatePrefixes)
         }
+        try self.applySignIn(environment, to: &configuration)
         let migrateExternal = Settings.migrate.isOn(self.migrate, environment)
 
         var embedded: EmbeddedPostgres?
@@ -212,6 +224,31 @@ struct Serve: AsyncParsableCommand {
             services: gateway.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await services.run()
         logger.info("gateway stopped")
+    }
+
+    /// `--public-url` and the OpenID Connect provider, checked.
+    func applySignIn(_ environment: Environment, to configuration: inout GatewayConfiguration) throws {
+        if let url = Settings.publicURL.value(self.publicURL, environment), !url.isEmpty {
+            guard url.wholeMatch(of: /https?:\/\/[A-Za-z0-9.\-\[\]:]+/) != nil else {
+                throw ValidationError("--public-url (or \(Settings.publicURL.environment)) is scheme://host[:port] without a path, such as https://chat.example.net; got \(url.prefix(100))")
+            }
+            configuration.publicURL = url
+        }
+        let issuer = Settings.oidcIssuer.value(self.oidcIssuer, environment).flatMap { $0.isEmpty ? nil : $0 }
+        let clientID = Settings.oidcClientID.value(self.oidcClientID, environment).flatMap { $0.isEmpty ? nil : $0 }
+        let secret = Settings.oidcClientSecret.value(self.oidcClientSecret, environment).flatMap { $0.isEmpty ? nil : $0 }
+        guard issuer != nil || clientID != nil || secret != nil else { return }
+        guard let issuer, let clientID, let secret else {
+            throw ValidationError("an OpenID Connect provider needs all three of --oidc-issuer, --oidc-client-id and --oidc-client-secret")
+        }
+        guard let host = URL(string: issuer)?.host, issuer.hasPrefix("https://") || issuer.hasPrefix("http://") else {
+            throw ValidationError("--oidc-issuer (or \(Settings.oidcIssuer.environment)) must be the provider's http(s) URL; got \(issuer.prefix(100))")
+        }
+        let base = configuration.publicURL ?? "http://\(configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host):\(configuration.port)"
+        configuration.openIDConnect = OpenIDConnect.Provider(
+            issuer: issuer, clientID: clientID, clientSecret: secret,
+            name: Settings.oidcName.value(self.oidcName, environment).flatMap { $0.isEmpty ? nil : $0 } ?? host,
+            redirectURI: base + "/signin/oidc/callback")
     }
 
     /// `--presence on|off` and `--presence-prefixes a,b`, checked.

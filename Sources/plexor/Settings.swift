@@ -166,6 +166,17 @@ enum Settings {
         help: "Longer poll timeouts are lowered to this.")
     static let corsOrigin = TextSetting("cors-origin", "PLEXOR_CORS_ORIGIN", valueName: "origin",
         help: "Access-Control-Allow-Origin; empty sends no CORS headers.", default: defaults.corsOrigin, defaultDescription: defaults.corsOrigin ?? "none")
+    static let publicURL = TextSetting("public-url", "PLEXOR_PUBLIC_URL", valueName: "url",
+        help: "How browsers reach this gateway (https://chat.example.net), when a proxy is in front: sign-in cookies are Secure under https, and the OpenID Connect provider sends people back here.",
+        defaultDescription: "http://HOST:PORT")
+    static let oidcIssuer = TextSetting("oidc-issuer", "PLEXOR_OIDC_ISSUER", valueName: "url",
+        help: "An OpenID Connect provider for the chat's sign-in window (its issuer URL); with --oidc-client-id and --oidc-client-secret.")
+    static let oidcClientID = TextSetting("oidc-client-id", "PLEXOR_OIDC_CLIENT_ID", valueName: "id",
+        help: "This gateway's client id at the OpenID Connect provider.")
+    static let oidcClientSecret = TextSetting("oidc-client-secret", "PLEXOR_OIDC_CLIENT_SECRET", valueName: "secret",
+        help: "Its client secret (better given in the environment than on the command line).")
+    static let oidcName = TextSetting("oidc-name", "PLEXOR_OIDC_NAME", valueName: "name",
+        help: "What the sign-in button says: \"Sign in with NAME\".", defaultDescription: "the issuer's host")
     static let apiToken = TextSetting("api-token", "PLEXOR_API_TOKEN", valueName: "token",
         help: "Enables the server-side API (POST /publish, GET /online, GET /watch) for requests with Authorization: Bearer <token>.")
     /// The name `--api-token` had before the API grew beyond publishing; still accepted.

@@ -26,6 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser_tests import ARTIFACTS, PLEXOR, WAIT, Gateway, free_port, new_driver
+from oidc_provider import Provider
 
 HOST_PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -192,9 +193,14 @@ class WidgetTests(unittest.TestCase):
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="plexor-widget-")
         os.chmod(cls.work, 0o755)
-        cls.gateway = Gateway(os.path.join(cls.work, "db"), free_port(), extra=["--presence-grace", "2", "--guest-sessions-per-minute", "600"])
+        port = free_port()
+        cls.gateway_origin = f"http://localhost:{port}"
+        cls.provider = Provider("plexor-test", "provider-secret", cls.gateway_origin + "/signin/oidc/callback")
+        cls.gateway = Gateway(os.path.join(cls.work, "db"), port, extra=[
+            "--presence-grace", "2", "--guest-sessions-per-minute", "600", "--public-url", cls.gateway_origin,
+            "--oidc-issuer", cls.provider.issuer, "--oidc-client-id", "plexor-test", "--oidc-name", "Test ID"])
+        os.environ["PLEXOR_OIDC_CLIENT_SECRET"] = "provider-secret"  # a secret goes in the environment
         cls.gateway.start()
-        cls.gateway_origin = f"http://localhost:{cls.gateway.port}"
         cls.secrets = {}
         cls.site1 = HostSite(cls.gateway_origin, cls.secrets.__getitem__)
         cls.site2 = HostSite(cls.gateway_origin, cls.secrets.__getitem__)
@@ -218,7 +224,7 @@ class WidgetTests(unittest.TestCase):
     def tearDownClass(cls):
         for person in (cls.a, cls.b):
             person.driver.quit()
-        for site in (cls.site1, cls.site2, cls.stranger):
+        for site in (cls.site1, cls.site2, cls.stranger, cls.provider):
             site.close()
         cls.gateway.stop()
         shutil.rmtree(cls.work, ignore_errors=True)
@@ -354,6 +360,29 @@ class WidgetTests(unittest.TestCase):
         # This worked with third-party cookies blocked: the widget's frame cannot keep one.
         driver.execute_script("document.cookie = 'probe=1; SameSite=None; Secure; Path=/'")
         self.assertNotIn("probe", driver.execute_script("return document.cookie"))
+
+    def test_signing_in_with_an_openid_connect_provider(self):
+        driver = self.b.driver
+        self.b.open(self.site2.url("site2/oidc"))
+        page = driver.current_window_handle
+        driver.find_element(By.ID, "signin").click()
+        WebDriverWait(driver, WAIT).until(lambda d: len(d.window_handles) == 2)
+        driver.switch_to.window(next(handle for handle in driver.window_handles if handle != page))
+        provider_button = WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "provider"))
+        self.assertEqual(provider_button.text, "Sign in with Test ID")
+        provider_button.click()
+        # At the provider (it refuses a request without PKCE, state and nonce): approve.
+        WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "approve")).click()
+        # Back at the gateway, the window signs the widget in by itself and closes.
+        WebDriverWait(driver, WAIT).until(lambda d: len(d.window_handles) == 1)
+        driver.switch_to.window(page)
+        self.b.enter()
+        self.b.wait("Olga is signed in", lambda: driver.find_element(By.ID, "composer").is_displayed())
+        self.assertEqual(self.provider.tokens_issued, 1)
+        self.b.post("signed in with a provider")
+        self.b.wait("the post says how she signed in", lambda: driver.execute_script(
+            "return [...document.querySelectorAll('#log .msg:not(.pending)')].some((m) =>"
+            " m.querySelector('.name').textContent === 'Olga Provider' && m.querySelector('.badge.via'))"))
 
     def test_an_origin_the_site_does_not_allow_cannot_embed_its_room(self):
         driver = self.a.driver

@@ -53,6 +53,12 @@ import Testing
         let statusPort = try await self.plexor(["serve"], environment: ["PLEXOR_STATUS_PORT": "-1"])
         #expect(statusPort.status != 0)
         #expect(statusPort.output.contains("--status-port (or PLEXOR_STATUS_PORT) must be from 0 to 65535; got -1"))
+        let halfAProvider = try await self.plexor(["serve", "--oidc-issuer", "https://id.example"])
+        #expect(halfAProvider.status != 0)
+        #expect(halfAProvider.output.contains("needs all three of --oidc-issuer, --oidc-client-id and --oidc-client-secret"))
+        let publicURL = try await self.plexor(["serve", "--public-url", "https://chat.example.net/chat"])
+        #expect(publicURL.status != 0)
+        #expect(publicURL.output.contains("--public-url (or PLEXOR_PUBLIC_URL) is scheme://host[:port] without a path"))
     }
 
     @Test func sitesAreAddedShownChangedAndRemovedFromTheCommandLine() async throws {
