@@ -34,7 +34,7 @@ HOST_PAGE = """<!doctype html>
 <h1>{title}</h1>
 <p>Unread: <span id="unread">0</span></p>
 <iframe id="chat" src="{gateway}/embed?room={room}{options}" title="Live chat" width="360" height="520"
-        style="border:1px solid #ccc"></iframe>
+        style="border:1px solid #ccc" sandbox="allow-scripts allow-same-origin allow-popups allow-forms"></iframe>
 <script src="{gateway}/embed.js" async {token}></script>
 <script>
   document.getElementById("chat").addEventListener("plexor:unread", (event) => {{
@@ -104,7 +104,8 @@ class HostSite:
                 elif url.path == "/page":
                     token = ""
                     if "as" in query:
-                        token = f'data-token-url="/token?site={query["room"].split("/")[0]}&sub={query["as"]}&name={query["name"]}"'
+                        mod = "&mod=1" if query.get("mod") == "1" else ""
+                        token = f'data-token-url="/token?site={query["room"].split("/")[0]}&sub={query["as"]}&name={query["name"]}{mod}"'
                     elif "forged" in query:
                         token = 'data-token-url="/forged-token"'
                     options = "".join(f"&{key}={urllib.parse.quote(query[key])}" for key in ("theme", "lang", "accent") if key in query)
@@ -284,8 +285,24 @@ class WidgetTests(unittest.TestCase):
         self.a.driver.find_element(By.ID, "older").click()
         self.a.wait("the older page is shown", lambda: self.a.texts() == [f"m{n}" for n in range(1, 56)])
         self.assertFalse(self.a.driver.find_element(By.ID, "older").is_displayed())
-        # A deletion by the site vanishes in both widgets at once.
+        # The host page sized the frame to the chat's content, within its limit (640 px).
+        self.a.driver.switch_to.default_content()
+        self.a.wait("the frame has grown to its limit", lambda: self.a.driver.execute_script(
+            "return document.getElementById('chat').style.height") == "640px")
+        self.a.enter()
+        # A reader scrolled up: the host page counts what it has not seen, and a button jumps to it.
         self.b.open(self.site1.url(room))
+        self.b.driver.execute_script("document.getElementById('log-wrap').scrollTop = 0")
+        self.a.post("while you were reading")
+        self.b.wait("the new-messages button shows", lambda: self.b.driver.find_element(By.ID, "new-marker").is_displayed())
+        self.b.driver.switch_to.default_content()
+        self.b.wait("the host page counts one unread", lambda: self.b.driver.find_element(By.ID, "unread").text == "1")
+        self.b.enter()
+        self.b.driver.find_element(By.ID, "new-marker").click()
+        self.b.driver.switch_to.default_content()
+        self.b.wait("the count is back to 0", lambda: self.b.driver.find_element(By.ID, "unread").text == "0")
+        self.b.enter()
+        # A deletion by the site vanishes in both widgets at once.
         message = self.a.driver.execute_script(
             "return [...document.querySelectorAll('#log .msg')].find((m) => m.querySelector('.text').textContent === 'm55').dataset.id")
         self.backend(room, {"action": "delete", "id": int(message)})
@@ -298,6 +315,18 @@ class WidgetTests(unittest.TestCase):
         self.a.wait("the post is refused as banned", lambda: self.a.driver.execute_script(
             "return document.querySelector('#log .msg.failed .note')?.textContent ?? ''").find("banned") >= 0)
         self.backend(room, {"action": "unban", "user": key})
+
+    def test_russian_strings_from_the_embed_url(self):
+        self.a.open(self.site1.url("site1/ru", lang="ru"))
+        self.assertEqual(self.a.driver.find_element(By.ID, "join-button").text, "Войти")
+        self.assertEqual(self.a.driver.execute_script("return document.documentElement.lang"), "ru")
+        # A room with one message: the frame is no taller than its content needs.
+        self.a.join("Борис")
+        self.a.post("Привет!")
+        self.a.wait("the message is confirmed", lambda: self.a.texts() == ["Привет!"])
+        self.a.driver.switch_to.default_content()
+        self.a.wait("the frame fits its content", lambda: int(self.a.driver.execute_script(
+            "return parseInt(document.getElementById('chat').style.height) || 0")) in range(240, 400))
 
     def test_markup_is_shown_as_text_and_runs_nothing(self):
         room = "site1/xss"
@@ -323,6 +352,20 @@ class WidgetTests(unittest.TestCase):
         self.a.wait("the post shows the verified mark", lambda: self.a.driver.execute_script(
             "return [...document.querySelectorAll('#log .msg:not(.pending)')].some((m) =>"
             " m.querySelector('.text').textContent === 'signed in by my site' && m.querySelector('.badge.verified'))"))
+        # A moderator (mod: true in the site's token) sees delete and ban on others' messages, and deletes for everyone.
+        self.b.open(self.site1.url(room, **{"as": "u-7", "name": "Mia Moderator", "mod": "1"}))
+        self.b.wait("Mia is signed in", lambda: self.b.driver.find_element(By.ID, "composer").is_displayed())
+        controls = self.b.driver.execute_script(
+            "return [...document.querySelectorAll('#log .msg')].find((m) => m.querySelector('.text').textContent === 'signed in by my site')"
+            ".querySelectorAll('.controls button').length")
+        self.assertEqual(controls, 2)
+        self.b.driver.execute_script(
+            "[...document.querySelectorAll('#log .msg')].find((m) => m.querySelector('.text').textContent === 'signed in by my site')"
+            ".querySelector('.controls button').click()")
+        self.a.wait("the moderator's deletion reaches Dana", lambda: "signed in by my site" not in (self.a.texts() or []))
+        # Signing out forgets the session.
+        self.b.driver.find_element(By.ID, "account").click()
+        self.b.wait("Mia is signed out", lambda: self.b.driver.find_element(By.ID, "join").is_displayed())
         self.b.open(self.site1.url(room, forged="1"))
         self.b.wait("the forged token is refused", lambda: "signature" in self.b.status())
         self.assertTrue(self.b.driver.find_element(By.ID, "join").is_displayed())

@@ -101,7 +101,14 @@ async function start() {
   plexor.subscribe(roomTag, (message) => receive(message.data, message.seq, message.time), { cursor: last });
   showSignedIn();
   tellHost({ type: "plexor-ready" });
-  new ResizeObserver(() => tellHost({ type: "plexor-height", height: document.documentElement.scrollHeight })).observe(document.body);
+  // The height the chat would like: its parts, with the whole list of messages (the host page clamps it).
+  const sizes = new ResizeObserver(() => {
+    const parts = ["bar", "people", "status", "join", "composer"].map((name) => document.querySelector(`.${name}`));
+    const height = parts.reduce((sum, part) => sum + (part instanceof HTMLElement && !part.hidden ? part.offsetHeight : 0), 0)
+      + $("log").scrollHeight + $("older").offsetHeight + 16;
+    tellHost({ type: "plexor-height", height });
+  });
+  for (const id of ["log", "people", "join", "composer", "status"]) sizes.observe($(id));
 }
 
 function wireControls() {
