@@ -1,19 +1,16 @@
 import PlexorCore
 
-/// What a gateway reads of a site before checking its requests.
+/// What a gateway reads of a site before checking its requests: the secret
+/// (the site's tokens, its backend's moderation) and the rate limits.
 public struct ChatSiteSettings: Sendable, Equatable {
     public var secret: String
-    public var origins: [String]
-    public var guestsAllowed: Bool
     /// Posts per minute: per site-verified person, per guest, per address.
     public var personRate: Int
     public var guestRate: Int
     public var addressRate: Int
 
-    public init(secret: String, origins: [String], guestsAllowed: Bool, personRate: Int, guestRate: Int, addressRate: Int) {
+    public init(secret: String, personRate: Int, guestRate: Int, addressRate: Int) {
         self.secret = secret
-        self.origins = origins
-        self.guestsAllowed = guestsAllowed
         self.personRate = personRate
         self.guestRate = guestRate
         self.addressRate = addressRate
@@ -90,12 +87,10 @@ extension PostgresConnection {
     }
 
     public func chatSiteSettings(site: String) throws -> ChatSiteSettings? {
-        try self.query("SELECT secret, origins, guests_allowed, person_rate, guest_rate, ip_rate FROM plexor.chat_site_settings($1)",
-                       [site]) { rows in
+        try self.query("SELECT secret, person_rate, guest_rate, ip_rate FROM plexor.chat_site_settings($1)", [site]) { rows in
             guard rows.count == 1 else { return nil }
-            return ChatSiteSettings(secret: rows.string(0, 0)!, origins: rows.tagArray(0, 1) ?? [], guestsAllowed: rows.bool(0, 2)!,
-                                    personRate: Int(rows.int64(0, 3)!), guestRate: Int(rows.int64(0, 4)!),
-                                    addressRate: Int(rows.int64(0, 5)!))
+            return ChatSiteSettings(secret: rows.string(0, 0)!, personRate: Int(rows.int64(0, 1)!), guestRate: Int(rows.int64(0, 2)!),
+                                    addressRate: Int(rows.int64(0, 3)!))
         }
     }
 
