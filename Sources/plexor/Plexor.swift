@@ -13,7 +13,7 @@ struct Plexor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plexor",
         abstract: "A long-polling message gateway whose message log is PostgreSQL.",
-        subcommands: [Serve.self, Migrate.self, SiteCommand.self],
+        subcommands: [Serve.self, Migrate.self, SiteCommand.self, Status.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PlexorGateway
+import PlexorPostgres
 import PlexorTestSupport
 import Testing
 
@@ -95,5 +96,32 @@ import Testing
         let gone = try await self.plexor(["site", "show", name], environment: database)
         #expect(gone.status != 0)
         #expect(gone.output.contains("no site is named \(name)"))
+    }
+
+    @Test func statusListsTheGatewaysOfADatabaseFromTheirHeartbeats() async throws {
+        let database = try TestDatabase.makeFreshDatabase()
+        let empty = try await self.plexor(["status", "--database-url", database])
+        #expect(empty.status == 0 && empty.output.contains("No gateway heartbeats"))
+        let gateways = try (0..<2).map { _ in
+            try startGateway(database) {
+                $0.presence.enabled = true
+                $0.presence.interval = .milliseconds(250)
+            }
+        }
+        defer { gateways.forEach { $0.shutdown() } }
+        let parked = try RawSocket(port: gateways[1].localPort)
+        parked.sendNow(Array("GET /poll?tags=status-a,status-b&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n".utf8))
+        try await waitUntil("the second gateway's heartbeat counts its poll") {
+            try await self.plexor(["status", "--database-url", database]).output.contains(":\(gateways[1].localPort)  ")
+                && (try PostgresConnection(database).gatewayStatuses().first { $0.heartbeat.port == gateways[1].localPort }?.heartbeat.parked == 1)
+        }
+        let status = try await self.plexor(["status", "--database-url", database]).output
+        let lines = status.split(separator: "\n").map(String.init)
+        #expect(lines.first?.split(separator: " ").prefix(2) == ["gateway", "host:port"], "\(status)")
+        for gateway in gateways { #expect(status.contains("127.0.0.1:\(gateway.localPort)")) }
+        let second = try #require(lines.first { $0.contains(":\(gateways[1].localPort) ") })
+        #expect(second.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["1", "1", "2"])
+        #expect(lines.last?.split(separator: " ").prefix(3) == ["total", "2", "gateways"])
+        _ = parked
     }
 }

@@ -123,3 +123,30 @@ extension PostgresConnection {
         }
     }
 }
+
+/// A gateway as its last heartbeat described it (`plexor status`).
+public struct GatewayStatus: Sendable, Equatable {
+    public var heartbeat: GatewayHeartbeat
+    /// Seconds since it started, and since its last heartbeat.
+    public var upSeconds: Int
+    public var silentSeconds: Int
+}
+
+extension PostgresConnection {
+    /// The gateways that heartbeat into this database (presence on), by host and port.
+    public func gatewayStatuses() throws -> [GatewayStatus] {
+        try self.query("""
+            SELECT id::text, host, pid, port, connections, parked, listened,
+                   extract(epoch FROM clock_timestamp() - started_at)::int, extract(epoch FROM clock_timestamp() - heartbeat_at)::int
+            FROM plexor.gateways ORDER BY host, port, pid
+            """) { rows in
+            (0..<rows.count).map { row in
+                GatewayStatus(heartbeat: GatewayHeartbeat(id: UUID(uuidString: rows.string(row, 0)!)!, host: rows.string(row, 1)!,
+                                                          pid: Int32(rows.int64(row, 2)!), port: Int(rows.int64(row, 3)!),
+                                                          connections: Int(rows.int64(row, 4)!), parked: Int(rows.int64(row, 5)!),
+                                                          listened: Int(rows.int64(row, 6)!)),
+                              upSeconds: Int(rows.int64(row, 7)!), silentSeconds: Int(rows.int64(row, 8)!))
+            }
+        }
+    }
+}
