@@ -20,5 +20,5 @@ swift build "${build[@]}" --product plexor-fuzz
 swift test "${build[@]}" --skip-build "$@"
 # The browser client and the front page in headless Chromium, against the plexor just built.
 ./scripts/browser-test.sh "$(swift build "${build[@]}" --show-bin-path)/plexor"
-# Three gateways behind a real nginx with docker/nginx.conf: tag affinity, a drain under parked polls.
+# Three gateways behind a real nginx with docker/nginx.conf: tag affinity, a drain under parked polls, a minute of chaos.
 ./scripts/scale-test.sh "$(swift build "${build[@]}" --show-bin-path)/plexor"

@@ -6,6 +6,7 @@ any client. Everything on loopback, every wait bounded.
 Run by scripts/scale-test.sh (PLEXOR_BIN names the plexor executable)."""
 
 import asyncio
+import glob
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -22,6 +24,7 @@ import urllib.request
 PLEXOR = os.environ.get("PLEXOR_BIN", ".build/debug/plexor")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WAIT = 60  # seconds any one awaited event may take
+CHAOS_SECONDS = int(os.environ.get("PLEXOR_CHAOS_SECONDS", "60"))
 
 
 def free_port():
@@ -103,6 +106,26 @@ class Cluster:
                 process.terminate()
                 process.wait(timeout=WAIT)
 
+    def restart_postgres(self):
+        """An immediate stop (a crash, as far as PostgreSQL is concerned), then a start."""
+        pg_ctl = max(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        command = [pg_ctl, "-D", f"{self.work}/pg", "-m", "immediate", "-w", "restart"]
+        if os.geteuid() == 0:
+            command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+    def committed(self, tags):
+        """Each tag's messages as the database holds them: seq → data."""
+        output = subprocess.run(["psql", self.database, "-AtF", "\t", "-c",
+                                 "SELECT l.tag, l.seq, m.data FROM plexor.log l JOIN plexor.messages m ON m.id = l.message_id "
+                                 f"WHERE l.tag = ANY ('{{{','.join(tags)}}}') ORDER BY l.tag, l.seq"],
+                                check=True, capture_output=True, text=True).stdout
+        held = {tag: [] for tag in tags}
+        for line in output.splitlines():
+            tag, seq, data = line.split("\t", 2)
+            held[tag].append((int(seq), json.loads(data)))
+        return held
+
     def publish(self, rows):
         """One INSERT of many rows, as an application would."""
         values = ",".join(f"('{{{tag}}}', '{json.dumps(data)}')" for tag, data in rows)
@@ -120,6 +143,7 @@ class Client:
         self.received = {tag: [] for tag in tags}
         self.errors = []
         self.answers = 0
+        self.data = {}
 
     async def run(self, stop):
         reader = writer = None
@@ -139,6 +163,7 @@ class Client:
                 for message in answer["messages"]:
                     for tag, seq in message["tags"].items():
                         self.received[tag].append(seq)
+                        self.data.setdefault(tag, []).append(message["data"])
                 self.cursors.update(answer["cursors"])
                 failures = 0
             except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -225,6 +250,95 @@ class ProxyTests(unittest.TestCase):
             self.assertEqual(client.errors, [], "a client saw an error")
             self.assertEqual(client.received[client.tags[0]], [1, 2, 3], "lost, repeated or out of order")
         self.cluster.processes[victim] = None
+
+    def test_chaos_gateways_killed_and_drained_and_postgresql_restarted_lose_nothing(self):
+        """8 publishers over 100 tags (single rows, multi-row, transactions, some rolled back), 300 looping
+        clients through nginx; meanwhile gateways are killed (-9) and drained (SIGTERM) and restarted, and
+        PostgreSQL is restarted once. At the end every client holds every committed message of its tags
+        exactly once, in order, and no rolled-back one."""
+        tags = [f"chaos-{n}" for n in range(100)]
+        clients = [Client(self.cluster.proxy_port, [tags[n % 100], tags[(n * 7 + 3) % 100]] if n % 3 == 0 else [tags[n % 100]])
+                   for n in range(300)]
+        for client in clients:
+            client.cursors = {tag: 0 for tag in client.tags}  # from the beginning: everything committed is theirs
+        stop_publishing = threading.Event()
+        published = {"committed": 0, "rolled back": 0, "failed": 0}
+        counting = threading.Lock()
+
+        def publisher(number):
+            generator = random.Random(number)
+            n = 0
+            while not stop_publishing.is_set():
+                n += 1
+                kind = ("row", "rows", "transaction", "rollback")[n % 4]
+                chosen = generator.sample(tags, 3)
+                data = lambda tag: json.dumps({"p": number, "n": n, "tag": tag, "kind": kind})
+                if kind == "row":
+                    sql = f"INSERT INTO plexor.messages (tags, data) VALUES ('{{{chosen[0]}}}', '{data(chosen[0])}')"
+                elif kind == "rows":
+                    sql = "INSERT INTO plexor.messages (tags, data) VALUES " + ",".join(f"('{{{tag}}}', '{data(tag)}')" for tag in chosen)
+                else:
+                    end = "ROLLBACK" if kind == "rollback" else "COMMIT"
+                    sql = "BEGIN; " + "; ".join(f"INSERT INTO plexor.messages (tags, data) VALUES ('{{{tag}}}', '{data(tag)}')"
+                                                for tag in chosen) + f"; {end}"
+                result = subprocess.run(["psql", self.cluster.database, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                with counting:  # a failed one (PostgreSQL restarting) may or may not have committed: the database says
+                    published["failed" if result.returncode else "rolled back" if kind == "rollback" else "committed"] += 1
+                stop_publishing.wait(0.05)
+
+        def chaos():
+            # Every few seconds a gateway: killed and restarted, or drained and restarted; PostgreSQL once.
+            started = time.monotonic()
+            step = 0
+            while time.monotonic() - started < CHAOS_SECONDS - 10:
+                stop_publishing.wait(4)
+                index = step % 3
+                if step == 2:
+                    self.cluster.restart_postgres()
+                elif step % 2 == 0:
+                    self.cluster.processes[index].kill()
+                    self.cluster.processes[index].wait(timeout=WAIT)
+                    self.cluster.start_gateway(index)
+                else:
+                    self.cluster.processes[index].terminate()
+                    self.cluster.processes[index].wait(timeout=WAIT)
+                    self.cluster.start_gateway(index)
+                step += 1
+            return step
+
+        async def scenario():
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            tasks = [asyncio.create_task(client.run(stop)) for client in clients]
+            publishers = [threading.Thread(target=publisher, args=(number,)) for number in range(8)]
+            for thread in publishers:
+                thread.start()
+            steps = await loop.run_in_executor(None, chaos)
+            stop_publishing.set()
+            for thread in publishers:
+                thread.join(timeout=WAIT)
+            held = await loop.run_in_executor(None, self.cluster.committed, tags)
+            last = {tag: len(entries) for tag, entries in held.items()}
+            await loop.run_in_executor(None, lambda: wait_until("every client has caught up", lambda: all(
+                len(client.received[tag]) >= last[tag] for client in clients for tag in client.tags), timeout=WAIT))
+            stop.set()
+            await asyncio.gather(*tasks)
+            return held, steps
+
+        held, steps = asyncio.run(scenario())
+        deliveries = sum(len(client.received[tag]) for client in clients for tag in client.tags)
+        print(f"\n  {steps} faults; transactions {published}; {sum(len(entries) for entries in held.values())} messages committed; "
+              f"{deliveries} deliveries; errors seen by clients: {sum(len(client.errors) for client in clients)}")
+        self.assertGreater(published["committed"], 100)
+        self.assertGreater(published["rolled back"], 10)
+        for client in clients:
+            for tag in client.tags:
+                expected = [seq for seq, _ in held[tag]]
+                self.assertEqual(expected, list(range(1, len(expected) + 1)), f"{tag}: the database's seqs have a hole")
+                self.assertEqual(client.received[tag], expected, f"{tag}: lost, repeated or out of order")
+                self.assertEqual(client.data[tag], [data for _, data in held[tag]], f"{tag}: not what was committed")
+                self.assertFalse(any(data.get("kind") == "rollback" for data in client.data[tag]), "a rolled-back message arrived")
 
 
 if __name__ == "__main__":
