@@ -14,6 +14,8 @@ if [ "${1:-}" = "--release" ]; then
 fi
 ./scripts/install-dependencies.sh --tests
 ./scripts/check-js.sh
+# The deployment files, statically (no container engine here).
+./docker/check.sh
 swift build "${build[@]}" --build-tests
 swift build "${build[@]}" --product plexor
 swift build "${build[@]}" --product plexor-fuzz

@@ -25,6 +25,8 @@ PLEXOR = os.environ.get("PLEXOR_BIN", ".build/debug/plexor")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WAIT = 60  # seconds any one awaited event may take
 CHAOS_SECONDS = int(os.environ.get("PLEXOR_CHAOS_SECONDS", "60"))
+# Each gateway's flags behind the proxy: docker/compose.yaml gives its gateways the same (docker/check.py checks).
+GATEWAY_FLAGS = ["--log-level", "warning", "--max-connections", "20000"]
 
 
 def free_port():
@@ -64,8 +66,8 @@ class Cluster:
 
     def spawn(self, port, arguments, log):
         with open(f"{self.work}/{log}.log", "a") as errors:  # the child keeps its own copy of the descriptor
-            process = subprocess.Popen([PLEXOR, "serve", "--port", str(port), "--log-level", "warning", "--max-connections", "20000"]
-                                       + arguments, stdout=subprocess.DEVNULL, stderr=errors)
+            process = subprocess.Popen([PLEXOR, "serve", "--port", str(port)] + GATEWAY_FLAGS + arguments,
+                                       stdout=subprocess.DEVNULL, stderr=errors)
         wait_until(f"{log} is ready", lambda: self.ready(port))
         return process
 
