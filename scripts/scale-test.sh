@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Plexor behind a real nginx (docker/nginx.conf): three gateways on one
 # PostgreSQL, thousands of looping clients (Tests/Scale). Installs nginx when
-# missing. Usage: scripts/scale-test.sh [PLEXOR_BIN] (default .build/debug/plexor).
+# missing. Usage: scripts/scale-test.sh [PLEXOR_BIN [TEST...]] (default .build/debug/plexor, every test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PLEXOR_BIN=${1:-.build/debug/plexor}
@@ -15,4 +15,4 @@ if ! command -v nginx >/dev/null; then
 fi
 # Thousands of connections: each client's, and nginx's two per proxied poll.
 ulimit -n "$(ulimit -Hn)"
-python3 Tests/Scale/proxy_tests.py
+python3 Tests/Scale/proxy_tests.py "${@:2}"

@@ -146,6 +146,7 @@ class Client:
         self.errors = []
         self.answers = 0
         self.data = {}
+        self.arrivals = []  # (tag, data, when): for latency
 
     async def run(self, stop):
         reader = writer = None
@@ -162,10 +163,12 @@ class Client:
                     raise ConnectionError(status)
                 answer = json.loads(body)
                 self.answers += 1
+                arrived = time.monotonic()
                 for message in answer["messages"]:
                     for tag, seq in message["tags"].items():
                         self.received[tag].append(seq)
                         self.data.setdefault(tag, []).append(message["data"])
+                        self.arrivals.append((tag, json.dumps(message["data"], sort_keys=True), arrived))
                 self.cursors.update(answer["cursors"])
                 failures = 0
             except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -266,6 +269,8 @@ class ProxyTests(unittest.TestCase):
         stop_publishing = threading.Event()
         published = {"committed": 0, "rolled back": 0, "failed": 0}
         counting = threading.Lock()
+        acknowledged = {}  # (tag, data) → when its commit returned
+        faults = []  # (start, end) of each fault, until the restarted part is ready
 
         def publisher(number):
             generator = random.Random(number)
@@ -285,8 +290,12 @@ class ProxyTests(unittest.TestCase):
                                                 for tag in chosen) + f"; {end}"
                 result = subprocess.run(["psql", self.cluster.database, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                done = time.monotonic()
                 with counting:  # a failed one (PostgreSQL restarting) may or may not have committed: the database says
                     published["failed" if result.returncode else "rolled back" if kind == "rollback" else "committed"] += 1
+                    if not result.returncode and kind != "rollback":
+                        for tag in (chosen[:1] if kind == "row" else chosen):
+                            acknowledged[(tag, json.dumps(json.loads(data(tag)), sort_keys=True))] = done
                 stop_publishing.wait(0.05)
 
         def chaos():
@@ -296,6 +305,7 @@ class ProxyTests(unittest.TestCase):
             while time.monotonic() - started < CHAOS_SECONDS - 10:
                 stop_publishing.wait(4)
                 index = step % 3
+                began = time.monotonic()
                 if step == 2:
                     self.cluster.restart_postgres()
                 elif step % 2 == 0:
@@ -306,6 +316,7 @@ class ProxyTests(unittest.TestCase):
                     self.cluster.processes[index].terminate()
                     self.cluster.processes[index].wait(timeout=WAIT)
                     self.cluster.start_gateway(index)
+                faults.append((began, time.monotonic()))
                 step += 1
             return step
 
@@ -329,9 +340,16 @@ class ProxyTests(unittest.TestCase):
             return held, steps
 
         held, steps = asyncio.run(scenario())
-        deliveries = sum(len(client.received[tag]) for client in clients for tag in client.tags)
-        print(f"\n  {steps} faults; transactions {published}; {sum(len(entries) for entries in held.values())} messages committed; "
-              f"{deliveries} deliveries; errors seen by clients: {sum(len(client.errors) for client in clients)}")
+        report = chaos_report(clients, held, acknowledged, faults)
+        print(f"\n  {steps} faults; transactions {published}; {report['messages']} messages committed; {report['deliveries']} deliveries; "
+              f"lost {report['lost']}, duplicates {report['duplicates']}, out of order {report['out_of_order']}; "
+              f"commit → client median/p99 {report['median_ms']:.1f}/{report['p99_ms']:.1f} ms outside faults, "
+              f"{report['fault_median_ms']:.1f}/{report['fault_p99_ms']:.1f} ms during them (and 5 s after); "
+              f"errors seen by clients: {sum(len(client.errors) for client in clients)}")
+        if os.environ.get("PLEXOR_CHAOS_REPORT"):
+            with open(os.environ["PLEXOR_CHAOS_REPORT"], "a") as file:
+                file.write(json.dumps({"scenario": "chaos", "server": "plexor", "seconds": CHAOS_SECONDS, "faults": steps,
+                                       **published, **report}) + "\n")
         self.assertGreater(published["committed"], 100)
         self.assertGreater(published["rolled back"], 10)
         for client in clients:
@@ -341,6 +359,32 @@ class ProxyTests(unittest.TestCase):
                 self.assertEqual(client.received[tag], expected, f"{tag}: lost, repeated or out of order")
                 self.assertEqual(client.data[tag], [data for _, data in held[tag]], f"{tag}: not what was committed")
                 self.assertFalse(any(data.get("kind") == "rollback" for data in client.data[tag]), "a rolled-back message arrived")
+
+
+def chaos_report(clients, held, acknowledged, faults):
+    """What every client got against what the database committed; latency from the commit's acknowledgement to the client."""
+    lost = duplicates = out_of_order = deliveries = 0
+    for client in clients:
+        for tag in client.tags:
+            got = client.received[tag]
+            deliveries += len(got)
+            expected = [seq for seq, _ in held[tag]]
+            lost += len(set(expected) - set(got))
+            duplicates += len(got) - len(set(got))
+            out_of_order += sum(1 for a, b in zip(got, got[1:]) if b < a)
+    calm, faulty = [], []
+    for client in clients:
+        for tag, data, arrived in client.arrivals:
+            committed = acknowledged.get((tag, data))
+            if committed is None:
+                continue  # its commit's outcome was never acknowledged (PostgreSQL restarting)
+            during = any(start <= committed <= end + 5 for start, end in faults)
+            (faulty if during else calm).append(max(0.0, arrived - committed) * 1000)
+    percentile = lambda values, q: sorted(values)[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+    return {"messages": sum(len(entries) for entries in held.values()), "deliveries": deliveries, "lost": lost,
+            "duplicates": duplicates, "out_of_order": out_of_order,
+            "median_ms": percentile(calm, 0.5), "p99_ms": percentile(calm, 0.99),
+            "fault_median_ms": percentile(faulty, 0.5), "fault_p99_ms": percentile(faulty, 0.99)}
 
 
 if __name__ == "__main__":
