@@ -71,8 +71,8 @@ class Cluster:
         wait_until(f"{log} is ready", lambda: self.ready(port))
         return process
 
-    def start_gateway(self, index):
-        self.processes[index] = self.spawn(self.ports[index], ["--database-url", self.database], f"gateway-{index + 1}")
+    def start_gateway(self, index, extra=()):
+        self.processes[index] = self.spawn(self.ports[index], ["--database-url", self.database] + list(extra), f"gateway-{index + 1}")
 
     @staticmethod
     def ready(port):
@@ -224,6 +224,83 @@ class ProxyTests(unittest.TestCase):
         for count in listened:
             self.assertLessEqual(count, 1200, f"a gateway listens on {count} of 3,000 tags (over 40 %)")
         self.assertTrue(all(not client.errors for client in clients))
+
+    def test_capacity_adds_up_three_gateways_hold_three_times_what_one_holds(self):
+        """Each gateway limited to 2,500 connections (standing in, within the test's time, for the 20,000
+        descriptors a process gets here): what one holds alone, and what three hold behind nginx."""
+        limit = 2500
+        for index in range(3):
+            self.cluster.processes[index].terminate()
+            self.cluster.processes[index].wait(timeout=WAIT)
+            self.cluster.start_gateway(index, ["--max-connections", str(limit)])
+
+        async def hold(port, count):
+            """Opens `count` polls on distinct tags; returns how many were refused once the refusals are in, and the connections."""
+            refused = 0
+            answered = asyncio.Event()
+            connections = []
+
+            async def one(n):
+                nonlocal refused
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    connections.append(writer)
+                    writer.write(f"GET /poll?tags=cap-{n}&timeout=60 HTTP/1.1\r\nHost: proxy\r\n\r\n".encode())
+                    status, _ = await read_response(reader)
+                    if status != 200:
+                        refused += 1
+                except (OSError, asyncio.IncompleteReadError):
+                    refused += 1
+                answered.set()
+
+            tasks = [asyncio.create_task(one(n)) for n in range(count)]
+            return tasks, connections, lambda: refused
+
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            # One gateway alone: 500 more polls than it may hold.
+            tasks, connections, refused = await hold(self.cluster.ports[0], limit + 500)
+            await loop.run_in_executor(None, lambda: wait_until("the gateway refused what it cannot hold", lambda: refused() >= 500))
+            single = limit + 500 - refused()
+            for writer in connections:
+                writer.close()
+            for task in tasks:
+                task.cancel()
+            await loop.run_in_executor(None, lambda: wait_until("the gateway is empty again", lambda: sum(self.parked()) == 0))
+            # Three behind nginx: 1,500 more than three times that.
+            count = 3 * limit + 1500
+            tasks, connections, refused = await hold(self.cluster.proxy_port, count)
+            await loop.run_in_executor(None, lambda: wait_until("the gateways refused what they cannot hold", lambda: refused() >= 1500))
+            total = count - refused()
+            # Full gateways refuse a metrics request too: let 300 clients go, then count what each still holds.
+            for writer in connections[:300]:
+                writer.close()
+            parked = []
+            await loop.run_in_executor(None, lambda: wait_until("every gateway answers its metrics", lambda: self.try_parked(parked)))
+            for writer in connections[300:]:
+                writer.close()
+            for task in tasks:
+                task.cancel()
+            return single, total, parked
+
+        single, total, parked = asyncio.run(scenario())
+        print(f"\n  one gateway held {single:,} polls; three behind nginx held {total:,}, and {parked} once 300 clients left")
+        self.assertGreaterEqual(single, limit - 5)
+        self.assertGreaterEqual(total, 2.9 * single, "three gateways hold about three times what one holds")
+        self.assertGreaterEqual(sum(parked), total - 300 - 10, "what the clients were not refused is parked at the gateways")
+
+    def try_parked(self, into):
+        """Each gateway's parked polls, read through the proxy's /gateways/N/metrics; False while one is still full."""
+        try:
+            counts = []
+            for n in (1, 2, 3):
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.cluster.proxy_port}/gateways/{n}/metrics", timeout=10) as response:
+                    text = response.read().decode()
+                counts.append(next(int(line.split()[1]) for line in text.splitlines() if line.startswith("plexor_polls_parked ")))
+        except OSError:
+            return False
+        into[:] = counts
+        return True
 
     def test_a_gateway_drained_under_parked_polls_costs_clients_no_error_and_no_message(self):
         tags = [f"drain-{n}" for n in range(300)]
