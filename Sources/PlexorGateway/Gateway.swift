@@ -185,6 +185,7 @@ public final class Gateway: Sendable {
         }
         let metrics = context.metrics
         let maximumConnections = Self.connectionLimit(configuration, logger: logger)
+        metrics.connectionLimit.store(maximumConnections, ordering: .relaxed)
         var sockets: [ListeningSocket] = []
         var acceptors: [Acceptor] = []
         let timeoutChecks = group.loops.map { loop in

@@ -4,6 +4,8 @@ import Synchronization
 /// Counters and gauges for `GET /metrics`, shared by all event loops.
 public final class GatewayMetrics: Sendable {
     public let openConnections = Atomic<Int>(0)
+    /// Open connections beyond this are refused (`--max-connections`, lowered to fit the descriptor limit).
+    public let connectionLimit = Atomic<Int>(0)
     public let rejectedConnections = Atomic<Int>(0)
     /// Closed with a 408: a request did not arrive whole in time.
     public let timedOutRequests = Atomic<Int>(0)
@@ -34,6 +36,7 @@ public final class GatewayMetrics: Sendable {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
         }
         add("plexor_connections_open", "gauge", "Open HTTP connections.", self.openConnections.load(ordering: .relaxed))
+        add("plexor_connections_limit", "gauge", "Open connections beyond this are refused with a 503 (--max-connections, lowered to fit the descriptor limit).", self.connectionLimit.load(ordering: .relaxed))
         add("plexor_connections_rejected_total", "counter", "Connections refused at the connection limit.", self.rejectedConnections.load(ordering: .relaxed))
         text += "# HELP plexor_connections_timed_out_total Connections closed for taking too long: a request not whole in time (408), or idle.\n"
         text += "# TYPE plexor_connections_timed_out_total counter\n"

@@ -117,6 +117,7 @@ import Testing
         let gateway = try await offTheTestThreads {
             try GatewayProcess(arguments: ["--max-connections", "10000", "--threads", "2", "--query-connections", "1"], descriptorLimit: 150)
         }
+        let limit = try await metric(port: gateway.port, "plexor_connections_limit")
         var open: [RawSocket] = []  // kept open, so each holds a descriptor
         var statuses: [Int] = []
         for _ in 0..<150 {
@@ -129,6 +130,7 @@ import Testing
         // Served while descriptors last (less a reserve), then refused at once; never a hang.
         let served = statuses.prefix { $0 == 200 }.count
         #expect(served > 0 && served < 150 - 64, "\(served) served")
+        #expect(served == limit, "/metrics states the limit the gateway keeps")
         #expect(statuses.dropFirst(served).allSatisfy { $0 == 503 }, "\(statuses)")
         withExtendedLifetime(open) {}
     }

@@ -30,9 +30,15 @@ GATEWAY_FLAGS = ["--log-level", "warning", "--max-connections", "20000"]
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range, which tens of thousands of client connections fill."""
+    while True:
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
 
 
 def metric(port, name):
@@ -56,8 +62,9 @@ class Cluster:
     the embedded one of a fourth `plexor serve` outside the proxy (it owns the
     cluster), so any of the three may be stopped."""
 
-    def __init__(self, work):
+    def __init__(self, work, nginx_workers=2):
         self.work = work
+        self.nginx_workers = nginx_workers
         self.ports = [free_port() for _ in range(3)]
         self.proxy_port = free_port()
         self.processes = [None, None, None]
@@ -88,7 +95,8 @@ class Cluster:
             self.start_gateway(index)
         with open(os.path.join(ROOT, "docker", "nginx.conf")) as template:
             config = template.read()
-        values = {"PLEXOR_PROXY_PORT": str(self.proxy_port), "PLEXOR_RUN_DIR": f"{self.work}/nginx"}
+        values = {"PLEXOR_PROXY_PORT": str(self.proxy_port), "PLEXOR_RUN_DIR": f"{self.work}/nginx",
+                  "PLEXOR_NGINX_WORKERS": str(self.nginx_workers)}
         values.update({f"PLEXOR_GATEWAY_{n + 1}": f"127.0.0.1:{port}" for n, port in enumerate(self.ports)})
         config = re.sub(r"\$\{(PLEXOR_[A-Z0-9_]+)\}", lambda match: values[match.group(1)], config)
         os.makedirs(f"{self.work}/nginx", exist_ok=True)
@@ -101,7 +109,7 @@ class Cluster:
         pid_file = f"{self.work}/nginx/nginx.pid"
         if os.path.exists(pid_file):
             with open(pid_file) as file:
-                os.kill(int(file.read()), signal.SIGQUIT)
+                os.kill(int(file.read()), signal.SIGTERM)  # at once: long-polls would hold a graceful stop
         # The keeper stops the PostgreSQL: it goes last.
         for process in self.processes + [self.keeper]:
             if process and process.poll() is None:
