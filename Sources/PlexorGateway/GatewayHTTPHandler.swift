@@ -256,13 +256,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
         }
         let call = ChatCall(method: http.method, route: route, query: query, authorization: http.authorization,
                             body: http.body.map { Array($0.readableBytesView) } ?? [], address: self.connection.peerAddress)
-        self.state = .waiting(framing, poll: nil)
-        self.deadline = .none
-        self.context.chat.handle(call, on: self.shard.loop).assumeIsolated().whenSuccess { reply in
-            guard case .waiting(let framing, _) = self.state, self.connection.isOpen else { return }
-            if reply.status.code >= 400 && reply.status.code < 500 { self.context.metrics.badRequests.add(1, ordering: .relaxed) }
-            self.respondJSON(framing, reply.status, reply.body, extraHeaders: reply.headers)
-        }
+        self.page(framing, self.context.chat.handle(call, on: self.shard.loop).map(PageReply.json))
     }
 
     /// The widget's files: served as built, with an ETag.
