@@ -27,6 +27,11 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CCrypt",
+            pkgConfig: "libcrypt",
+            providers: [.apt(["libcrypt-dev"])]
+        ),
         .target(name: "CEpoll"),
         // Byte-level reading and writing shared by the HTTP codec and the message code.
         .target(
@@ -86,6 +91,12 @@ let package = Package(
             dependencies: [],
             swiftSettings: swiftSettings
         ),
+        // Realplexor's two protocols (WAIT for browsers, IN for application servers) and its users file; no I/O.
+        .target(
+            name: "PlexorRealplexor",
+            dependencies: ["CCrypt", "PlexorBytes", "PlexorCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Routing, the hub shards carrying out each loop's poll lifecycle, the gateway's parts started and stopped.
         .target(
             name: "PlexorGateway",
@@ -96,6 +107,7 @@ let package = Package(
                 "PlexorPostgres",
                 "PlexorAccess",
                 "PlexorChat",
+                "PlexorRealplexor",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -110,6 +122,8 @@ let package = Package(
             dependencies: [
                 "PlexorAccess",
                 "PlexorGateway",
+                "PlexorRealplexor",
+                "PlexorTransport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "PlexorPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -125,6 +139,7 @@ let package = Package(
                 "PlexorAccess",
                 "PlexorChat",
                 "PlexorCore",
+                "PlexorRealplexor",
                 "PlexorTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -178,6 +193,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PlexorRealplexorTests",
+            dependencies: ["PlexorRealplexor", "PlexorCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PlexorPostgresTests",
             dependencies: ["PlexorPostgres", "PlexorCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
@@ -217,6 +237,7 @@ let package = Package(
 var gatewayTestDependencies: [Target.Dependency] {
     [
         "PlexorGateway", "PlexorTransport", "PlexorCore", "PlexorPostgres", "PlexorTestSupport", "PlexorAccess", "PlexorChat",
+        "PlexorRealplexor",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),

@@ -36,7 +36,15 @@ for service in ("gateway1", "gateway2", "gateway3"):
     flags = " ".join(GATEWAY_FLAGS)
     if flags not in " ".join(command):
         problems.append(f"{service} runs without the tests' flags ({flags})")
+    if not compose["services"][service].get("environment", {}).get("PLEXOR_TRUSTED_PROXIES"):
+        problems.append(f"{service} does not trust nginx's X-Forwarded-For (PLEXOR_TRUSTED_PROXIES)")
 final = dockerfile[dockerfile.rindex("\nFROM "):]
+status_port = re.search(r"PLEXOR_STATUS_PORT=(\d+)", final)
+for n, service in enumerate(("gateway1", "gateway2", "gateway3"), start=1):
+    if not status_port or nginx["environment"].get(f"PLEXOR_STATUS_{n}") != f"{service}:{status_port.group(1)}":
+        problems.append(f"nginx's PLEXOR_STATUS_{n} is not {service}'s status port (the image's PLEXOR_STATUS_PORT)")
+if "/dev/tcp/127.0.0.1/${PLEXOR_STATUS_PORT} " not in final.split("HEALTHCHECK", 1)[-1]:
+    problems.append("the health check does not ask the status port (a full gateway would look unhealthy)")
 if "FROM debian:bookworm-slim" not in final:
     problems.append("the image is not a slim Debian")
 if not re.search(r"^USER (?!root)\S+", final, re.M):

@@ -20,3 +20,4 @@ python3 -c "import selenium" 2>/dev/null || python3 -m pip install --quiet selen
 export SE_OFFLINE=true
 python3 Tests/Browser/browser_tests.py
 python3 Tests/Browser/widget_tests.py
+python3 Tests/Browser/realplexor_tests.py

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assets=Sources/PlexorGateway/Assets
-tsc --noEmit --strict --noImplicitAny false --allowJs --checkJs --target es2022 --module es2022 --lib es2022,dom "$assets/plexor.js"
+tsc --noEmit --strict --noImplicitAny false --allowJs --checkJs --target es2022 --module es2022 --lib es2022,dom "$assets/plexor.js" "$assets/realplexor.js"
 tsc --noEmit --strict --target es2022 --module es2022 --moduleResolution node --lib es2022,dom Tests/JavaScript/usage.ts
 # The chat widget, its sign-in popup, the host page's helper and the demo page's script.
 tsc --noEmit --allowJs --checkJs --target es2022 --module es2022 --lib es2022,dom,dom.iterable \

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
-targets=${FUZZ_TARGETS:-http poll publish notification presence token chat}
+targets=${FUZZ_TARGETS:-http poll publish notification presence token chat realplexor}
 
 ./scripts/install-dependencies.sh
 # libFuzzer's runtime without its main: SwiftPM names an executable's entry

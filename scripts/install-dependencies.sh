@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Plexor needs (libpq-dev and libssl-dev to build, libcurl4 for
+# Installs the Debian packages Plexor needs (libpq-dev, libssl-dev and libcrypt-dev to build, libcurl4 for
 # Foundation's URLSession (the chat's OpenID Connect sign-in), postgresql
 # for the embedded database), only when some are missing. With --tests, also
 # what the tests need: Node (the browser client's unit tests), TypeScript
 # (to type-check it), PHP and Python (to run the README's token examples).
 set -euo pipefail
 
-packages=(libpq-dev libssl-dev libcurl4 postgresql pkg-config)
+packages=(libpq-dev libssl-dev libcrypt-dev libcurl4 postgresql pkg-config)
 if [ "${1:-}" = "--tests" ]; then
     packages+=(nodejs node-typescript php-cli python3)
 fi

@@ -2,6 +2,7 @@
 # Plexor behind a real nginx (docker/nginx.conf): three gateways on one
 # PostgreSQL, thousands of looping clients (Tests/Scale). Installs nginx when
 # missing. Usage: scripts/scale-test.sh [PLEXOR_BIN [TEST...]] (default .build/debug/plexor, every test).
+# PLEXOR_SCALE_PROGRAM runs another program in that setting instead (benchmarks/capacity.sh does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PLEXOR_BIN=${1:-.build/debug/plexor}
@@ -15,4 +16,4 @@ if ! command -v nginx >/dev/null; then
 fi
 # Thousands of connections: each client's, and nginx's two per proxied poll.
 ulimit -n "$(ulimit -Hn)"
-python3 Tests/Scale/proxy_tests.py "${@:2}"
+python3 "${PLEXOR_SCALE_PROGRAM:-Tests/Scale/proxy_tests.py}" "${@:2}"

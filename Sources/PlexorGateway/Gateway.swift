@@ -21,14 +21,18 @@ final class GatewayContext: Sendable {
     let access: AccessControl
     let chat: ChatAPI
     let widget: WidgetAPI
+    /// Realplexor's IN line, when it has a port.
+    let realplexorIn: RealplexorInAPI?
     let metrics: GatewayMetrics
     let logger: Logger
     let headWriter: HTTPResponseHeadWriter
     let frontPage: StaticAsset
 
     init(configuration: GatewayConfiguration, listener: Listener, publisher: BatchingPublisher, presence: PresenceWriter?,
-         presenceAPI: PresenceAPI?, access: AccessControl, chat: ChatAPI, widget: WidgetAPI, metrics: GatewayMetrics, logger: Logger) {
+         presenceAPI: PresenceAPI?, access: AccessControl, chat: ChatAPI, widget: WidgetAPI, realplexorIn: RealplexorInAPI? = nil,
+         metrics: GatewayMetrics, logger: Logger) {
         self.presenceAPI = presenceAPI
+        self.realplexorIn = realplexorIn
         self.access = access
         self.chat = chat
         self.widget = widget
@@ -62,6 +66,9 @@ public final class Gateway: Sendable {
     public let localPort: Int
     /// The port of `configuration.statusPort`, if set.
     public let localStatusPort: Int?
+    /// Realplexor's WAIT and IN ports, if set.
+    public let localRealplexorWaitPort: Int?
+    public let localRealplexorInPort: Int?
     /// The long-lived parts in the order they start; they stop in reverse:
     /// the HTTP server first (nothing new accepted, parked polls answered
     /// with their cursors), then retention, the publisher (what it accepted
@@ -135,14 +142,18 @@ public final class Gateway: Sendable {
         let chat = ChatAPI(pool: pool, access: access, metrics: metrics, guestSessionsPerMinute: configuration.guestSessionsPerMinute)
         let widget = WidgetAPI(pool: pool, access: access, chat: chat, secureCookies: configuration.publicURL?.hasPrefix("https:") ?? false,
                                oidc: configuration.openIDConnect.map(OIDCSignIn.init))
+        let realplexorIn = configuration.realplexor.inPort == nil ? nil : RealplexorInAPI(
+            pool: pool, publisher: publisher, users: configuration.realplexor.users, presenceOn: presenceAPI != nil, metrics: metrics)
         let context = GatewayContext(configuration: configuration, listener: listener, publisher: publisher,
                                      presence: presence, presenceAPI: presenceAPI, access: access,
-                                     chat: chat, widget: widget, metrics: metrics, logger: logger)
+                                     chat: chat, widget: widget, realplexorIn: realplexorIn, metrics: metrics, logger: logger)
         let http = try Self.startHTTP(configuration, group: group, shards: shards, context: context, logger: logger)
         parts.append(http.part)
-        boundPort.set(http.ports[0])
-        self.localPort = http.ports[0]
-        self.localStatusPort = configuration.statusPort == nil ? nil : http.ports[1]
+        boundPort.set(http.ports[.main]!)
+        self.localPort = http.ports[.main]!
+        self.localStatusPort = http.ports[.status]
+        self.localRealplexorWaitPort = http.ports[.realplexorWait]
+        self.localRealplexorInPort = http.ports[.realplexorIn]
         self.parts = parts
         started = true
         logger.info("gateway listening", metadata: ["host": "\(configuration.host)", "port": "\(self.localPort)"])
@@ -179,7 +190,7 @@ public final class Gateway: Sendable {
     /// accepting, then every shard drains (parked polls answered with their
     /// cursors, new ones refused).
     private static func startHTTP(_ configuration: GatewayConfiguration, group: EpollEventLoopGroup, shards: [HubShard],
-                                  context: GatewayContext, logger: Logger) throws -> (ports: [Int], part: GatewayPart) {
+                                  context: GatewayContext, logger: Logger) throws -> (ports: [ListenerKind: Int], part: GatewayPart) {
         for shard in shards {
             try shard.loop.submit { shard.start() }.wait()
         }
@@ -204,28 +215,60 @@ public final class Gateway: Sendable {
                 }.wait()
             }
         }
-        do {
-            sockets.append(try ListeningSocket.bind(host: configuration.host, port: configuration.port, reusePort: configuration.reusePort))
-            if let statusPort = configuration.statusPort {
-                sockets.append(try ListeningSocket.bind(host: configuration.host, port: statusPort, reusePort: false))
-            }
-            let targets = shards.map { shard in
-                let loop = group.loops[shard.index]
-                // One per loop, used only there: its handlers share the heads it keeps.
-                let answerHeads = NIOLoopBoundBox.makeBoxSendingValue(OKResponseHeads(corsOrigin: configuration.corsOrigin), eventLoop: loop)
-                return ConnectionDispatcher.Target(loop: loop) { connection in
+        // One handler per connection, made on its loop. The status port may go
+        // a little past the limit, so a full gateway can still be scraped and checked.
+        let answerHeads = shards.map { shard in
+            // One per loop, used only there: its handlers share the heads it keeps.
+            NIOLoopBoundBox.makeBoxSendingValue(OKResponseHeads(corsOrigin: configuration.corsOrigin), eventLoop: group.loops[shard.index])
+        }
+        let realplexorIn = context.realplexorIn
+        func dispatcher(limit: Int, _ make: @escaping @Sendable (SocketConnection, HubShard, OKResponseHeads) -> ConnectionHandler) -> ConnectionDispatcher {
+            ConnectionDispatcher(shards.map { shard in
+                let heads = answerHeads[shard.index]
+                return ConnectionDispatcher.Target(loop: group.loops[shard.index]) { connection in
                     // Counted here, uncounted by the handler when the connection closes.
                     let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
-                    if open > maximumConnections {
+                    if open > limit {
                         metrics.rejectedConnections.add(1, ordering: .relaxed)
                         return ConnectionLimitHandler(connection: connection, limit: maximumConnections, context: context)
                     }
-                    return GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: answerHeads.value, context: context)
+                    return make(connection, shard, heads.value)
                 }
-            }
-            let dispatcher = ConnectionDispatcher(targets)
-            for loop in group.loops {
-                for socket in sockets {
+            })
+        }
+        let http = dispatcher(limit: maximumConnections) { connection, shard, heads in
+            GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
+        }
+        var listeners: [(ListenerKind, host: String, port: Int, reusePort: Bool, ConnectionDispatcher)] = [
+            (.main, configuration.host, configuration.port, configuration.reusePort, http),
+        ]
+        if let statusPort = configuration.statusPort {
+            listeners.append((.status, configuration.host, statusPort, false, dispatcher(limit: maximumConnections + Self.statusConnections) {
+                connection, shard, heads in
+                GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
+            }))
+        }
+        if let waitPort = configuration.realplexor.waitPort {
+            listeners.append((.realplexorWait, configuration.host, waitPort, configuration.reusePort, dispatcher(limit: maximumConnections) {
+                connection, shard, heads in
+                RealplexorWaitHandler(connection: connection, shard: shard, context: context) {
+                    GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
+                }
+            }))
+        }
+        if let inPort = configuration.realplexor.inPort, let realplexorIn {
+            listeners.append((.realplexorIn, configuration.realplexor.inHost, inPort, configuration.reusePort, dispatcher(limit: maximumConnections) {
+                connection, shard, _ in
+                RealplexorInHandler(connection: connection, api: realplexorIn, loop: shard.loop, context: context)
+            }))
+        }
+        var ports: [ListenerKind: Int] = [:]
+        do {
+            for (kind, host, port, reusePort, dispatcher) in listeners {
+                let socket = try ListeningSocket.bind(host: host, port: port, reusePort: reusePort)
+                sockets.append(socket)
+                ports[kind] = socket.port
+                for loop in group.loops {
                     let acceptor = Acceptor(socket: socket, loop: loop, logger: logger, dispatcher: dispatcher)
                     try acceptor.start().wait()
                     acceptors.append(acceptor)
@@ -235,13 +278,22 @@ public final class Gateway: Sendable {
             stop(acceptors, sockets)
             throw error
         }
-        return (sockets.map(\.port), GatewayPart("HTTP server") { [acceptors, sockets] in stop(acceptors, sockets) })
+        return (ports, GatewayPart("HTTP server") { [acceptors, sockets] in stop(acceptors, sockets) })
+    }
+
+    /// What each listening socket serves.
+    enum ListenerKind: Hashable {
+        case main, status, realplexorWait, realplexorIn
     }
 
     /// Descriptors kept for what is not a client connection: the database
-    /// connections, listening sockets, epoll and wake-up descriptors, and
-    /// the connections accepted beyond the limit only to be told so.
+    /// connections, listening sockets, epoll and wake-up descriptors, the
+    /// status port's connections beyond the limit, and the connections
+    /// accepted beyond the limit only to be told so.
     static let reservedDescriptors = 64
+
+    /// Connections the status port takes beyond `--max-connections` (from the reserve).
+    public static let statusConnections = 16
 
     /// `--max-connections`, lowered to fit the process's descriptor limit
     /// (raised first to its hard limit), so that a client beyond the limit

@@ -2,6 +2,8 @@ import NIOCore
 import PlexorAccess
 import PlexorCore
 import PlexorPostgres
+import PlexorRealplexor
+import PlexorTransport
 
 /// Everything a gateway needs to run; `plexor serve` fills it from flags and
 /// environment variables, tests build it directly.
@@ -50,6 +52,9 @@ public struct GatewayConfiguration: Sendable {
     public var privatePrefixes: [String] = []
     /// Chat guest sessions one address may start a minute.
     public var guestSessionsPerMinute = 30
+    /// Proxies whose `X-Forwarded-For` names the client (for the chat's
+    /// per-address limits and bans); nobody's by default.
+    public var trustedProxies = TrustedProxies.none
     /// How browsers reach this gateway (`https://chat.example.net`), when it
     /// is behind a proxy: sign-in cookies are `Secure` under https, and the
     /// OpenID Connect provider sends people back here.
@@ -58,8 +63,25 @@ public struct GatewayConfiguration: Sendable {
     public var openIDConnect: OpenIDConnect.Provider?
     /// Who is online, shared with every gateway through PostgreSQL.
     public var presence = PresenceSettings()
+    /// Realplexor's protocols on ports of their own (off unless a port is set).
+    public var realplexor = RealplexorSettings()
 
     public init(connectionString: String) {
         self.connectionString = connectionString
     }
+}
+
+/// Realplexor's WAIT line (browsers) and IN line (application servers).
+public struct RealplexorSettings: Sendable {
+    /// `--realplexor-wait-port`, on `host`; 0 picks a free port (tests).
+    public var waitPort: Int?
+    /// `--realplexor-in-port`, on `inHost`.
+    public var inPort: Int?
+    public var inHost = "127.0.0.1"
+    /// `--realplexor-users`: who may use the IN line.
+    public var users = RealplexorUsers.open
+    /// How long a WAIT request waits for messages (Realplexor's WAIT_TIMEOUT).
+    public var waitTimeoutSeconds = 300
+
+    public init() {}
 }

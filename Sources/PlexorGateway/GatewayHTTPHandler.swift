@@ -255,7 +255,7 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
             return self.respondError(framing, .notFound, "no such chat path: /chat/\(path.prefix(100)); rooms are SITE or SITE/ROOM, actions messages, history, presence, moderation")
         }
         let call = ChatCall(method: http.method, route: route, query: query, authorization: http.authorization,
-                            body: http.body.map { Array($0.readableBytesView) } ?? [], address: self.connection.peerAddress)
+                            body: http.body.map { Array($0.readableBytesView) } ?? [], address: self.clientAddress(http))
         self.page(framing, self.context.chat.handle(call, on: self.shard.loop).map(PageReply.json))
     }
 
@@ -268,7 +268,12 @@ final class GatewayHTTPHandler: ConnectionHandler, PollResponder {
     private func signIn(_ framing: ResponseFraming, _ http: HTTPRequest, action: Substring, query: String) {
         let body = http.body.map { Array($0.readableBytesView) } ?? []
         self.page(framing, self.context.widget.signIn(action, method: http.method, query: query, cookie: http.cookie, body: body,
-                                                      address: self.connection.peerAddress, on: self.shard.loop))
+                                                      address: self.clientAddress(http), on: self.shard.loop))
+    }
+
+    /// The peer's address, or behind a trusted proxy the client's it names.
+    private func clientAddress(_ http: HTTPRequest) -> String? {
+        self.context.configuration.trustedProxies.client(peer: self.connection.peerAddress, forwardedFor: http.forwardedFor)
     }
 
     /// Answers with a page (or JSON) once it is ready.

@@ -6,8 +6,17 @@ import PlexorPostgres
 
 /// Where a poll's answer goes: the HTTP handler of its connection.
 protocol PollResponder: AnyObject {
+    /// True for a responder that encodes answers its own way (Realplexor's
+    /// WAIT line): it is given them whole, through `answerPoll(_: PollAnswer)`.
+    var encodesAnswers: Bool { get }
     func answerPoll(_ body: ByteBuffer)
+    func answerPoll(_ answer: PollAnswer)
     func failPoll(status: HTTPResponseStatus, message: String)
+}
+
+extension PollResponder {
+    var encodesAnswers: Bool { false }
+    func answerPoll(_ answer: PollAnswer) {}
 }
 
 /// One event loop's polls: carries out what its `PollLifecycle` decides —
@@ -80,6 +89,12 @@ final class HubShard: NotificationSink, @unchecked Sendable {
             responder.failPoll(status: .serviceUnavailable, message: "the gateway is shutting down; poll again (any gateway) with the same cursors")
             return nil
         case .answeredFromLog(let tag, let entries, let head):
+            if responder.encodesAnswers {
+                let answer = PollAnswer(tag, logEntries: entries, head: head)
+                self.count(answerWith: answer.messages.count)
+                responder.answerPoll(answer)
+                return nil
+            }
             let (body, messages) = AnswerEncoder.encodeOne(tag, entries: entries, cursor: head)
             self.count(answerWith: messages)
             responder.answerPoll(body)
@@ -183,9 +198,9 @@ final class HubShard: NotificationSink, @unchecked Sendable {
     }
 
     private func send(_ answer: PollAnswer, to responder: PollResponder, encoder: inout AnswerEncoder) {
-        let body = encoder.encode(answer)
         self.count(answerWith: answer.messages.count)
-        responder.answerPoll(body)
+        if responder.encodesAnswers { return responder.answerPoll(answer) }
+        responder.answerPoll(encoder.encode(answer))
     }
 
     private func count(answerWith messages: Int) {

@@ -3,6 +3,7 @@ import NIOCore
 import PlexorAccess
 import PlexorChat
 import PlexorCore
+import PlexorRealplexor
 import PlexorTransport
 
 /// Fuzz targets for every parser of untrusted bytes. Built with libFuzzer by
@@ -17,6 +18,7 @@ enum FuzzTarget: String, CaseIterable {
     case presence
     case token
     case chat
+    case realplexor
 
     func run(_ input: UnsafeRawBufferPointer) {
         switch self {
@@ -69,6 +71,25 @@ enum FuzzTarget: String, CaseIterable {
                              "untrimmed")
             }
             _ = try? ChatBody.decode(ChatBody.Moderation.self, from: Array(input), expecting: "")
+        case .realplexor:
+            // The WAIT scanner decides alike on the bytes whole and on them in two pieces (when the first
+            // left it undecided); the IN reader never lets a bad id through.
+            let bytes = Array(input)
+            var whole = WaitRequestScanner(maximumIDs: 100)
+            let outcome = whole.scan(bytes)
+            var pieces = WaitRequestScanner(maximumIDs: 100)
+            if pieces.scan(Array(bytes.prefix(bytes.count / 2))) == .needMore {
+                precondition(pieces.scan(bytes) == outcome, "the scanner decided otherwise when fed in two pieces")
+            }
+            if case .request(.listen(let ids)) = outcome {
+                precondition(!ids.isEmpty && ids.count <= 100, "id count out of bounds")
+                ids.forEach { Self.checkTag($0.tag) }
+                precondition(ids.allSatisfy { ($0.cursor ?? 0) >= 0 }, "a negative cursor")
+            }
+            if case .request(let request) = InRequestReader(maximumBodyBytes: 4096).read(bytes, ended: true) {
+                (request.targets + request.limiters).forEach(Self.checkTag)
+                if case .send(let data) = request.action { precondition(!data.isEmpty, "empty data") }
+            }
         case .notification:
             guard let payload = NotificationPayload.parse(input) else { return }
             switch payload {

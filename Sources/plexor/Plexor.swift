@@ -6,6 +6,8 @@ import PlexorAccess
 import PlexorCore
 import PlexorGateway
 import PlexorPostgres
+import PlexorRealplexor
+import PlexorTransport
 import ServiceLifecycle
 
 @main
@@ -130,6 +132,16 @@ struct Serve: AsyncParsableCommand {
     var presencePrefixes: String?
     @Option(name: Settings.privatePrefixes.name, help: Settings.privatePrefixes.argumentHelp)
     var privatePrefixes: String?
+    @Option(name: Settings.realplexorWaitPort.name, help: Settings.realplexorWaitPort.argumentHelp)
+    var realplexorWaitPort: Int?
+    @Option(name: Settings.realplexorInPort.name, help: Settings.realplexorInPort.argumentHelp)
+    var realplexorInPort: Int?
+    @Option(name: Settings.realplexorInHost.name, help: Settings.realplexorInHost.argumentHelp)
+    var realplexorInHost: String?
+    @Option(name: Settings.realplexorUsers.name, help: Settings.realplexorUsers.argumentHelp)
+    var realplexorUsers: String?
+    @Option(name: Settings.trustedProxies.name, help: Settings.trustedProxies.argumentHelp)
+    var trustedProxies: String?
     @Option(name: Settings.presenceGrace.name, help: Settings.presenceGrace.argumentHelp)
     var presenceGrace: Int?
     @Option(name: Settings.presenceHeartbeatTimeout.name, help: Settings.presenceHeartbeatTimeout.argumentHelp)
@@ -179,6 +191,14 @@ struct Serve: AsyncParsableCommand {
         if let list = Settings.privatePrefixes.value(self.privatePrefixes, environment), !list.isEmpty {
             configuration.privatePrefixes = try Self.prefixes(list, Settings.privatePrefixes)
         }
+        if let list = Settings.trustedProxies.value(self.trustedProxies, environment), !list.isEmpty {
+            do {
+                configuration.trustedProxies = try TrustedProxies(parsing: list)
+            } catch {
+                throw ValidationError("--\(Settings.trustedProxies.flag) (or \(Settings.trustedProxies.environment)): \(error)")
+            }
+        }
+        try self.applyRealplexor(environment, to: &configuration)
         try self.applySignIn(environment, to: &configuration)
         let migrateExternal = Settings.migrate.isOn(self.migrate, environment)
 
@@ -264,6 +284,30 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// A comma-separated list of tag prefixes, checked: a prefix of a tag is spelled like one.
+    /// The Realplexor ports, each only when given, and the users file.
+    func applyRealplexor(_ environment: Environment, to configuration: inout GatewayConfiguration) throws {
+        for (setting, flag) in [(Settings.realplexorWaitPort, self.realplexorWaitPort), (Settings.realplexorInPort, self.realplexorInPort)]
+        where flag != nil || environment.variables[setting.environment] != nil {
+            try setting.apply(flag, environment, to: &configuration)
+        }
+        configuration.realplexor.inHost = Settings.realplexorInHost.value(self.realplexorInHost, environment) ?? configuration.realplexor.inHost
+        guard let path = Settings.realplexorUsers.value(self.realplexorUsers, environment), !path.isEmpty else { return }
+        guard configuration.realplexor.inPort != nil else {
+            throw ValidationError("--\(Settings.realplexorUsers.flag) needs --\(Settings.realplexorInPort.flag)")
+        }
+        let contents: String
+        do {
+            contents = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ValidationError("--\(Settings.realplexorUsers.flag): cannot read \(path): \(error.localizedDescription)")
+        }
+        do {
+            configuration.realplexor.users = try RealplexorUsers(contents: contents)
+        } catch {
+            throw ValidationError("--\(Settings.realplexorUsers.flag) \(path): \(error)")
+        }
+    }
+
     static func prefixes(_ list: String, _ setting: TextSetting) throws -> [String] {
         let parsed = list.split(separator: ",", omittingEmptySubsequences: false).map { String($0) }
         guard parsed.count <= 100, parsed.allSatisfy({ (try? Tag(validating: $0)) != nil }) else {
@@ -288,12 +332,19 @@ struct Serve: AsyncParsableCommand {
         let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
         let base = "http://\(host):\(gateway.localPort)"
         let psql = embedded.map(Self.psqlCommand) ?? "psql \"$DATABASE_URL\""
+        var realplexor = ""
+        if let wait = gateway.localRealplexorWaitPort {
+            realplexor += "  Realplexor's WAIT: http://\(host):\(wait)/ (its client: http://\(host):\(wait)/?identifier=SCRIPT)\n"
+        }
+        if let input = gateway.localRealplexorInPort {
+            realplexor += "  Realplexor's IN:   \(configuration.realplexor.inHost):\(input)\n"
+        }
         print("""
             Plexor is serving on \(base)
               wait for messages:  curl '\(base)/poll?tags=chat'
               publish one:        \(psql) -c "INSERT INTO plexor.messages (tags, data) VALUES ('{chat}', '{\\"text\\":\\"hi\\"}')"
               the chat widget:    \(base)/demo
-            Stop with Ctrl-C (parked polls are answered first).
+            \(realplexor)Stop with Ctrl-C (parked polls are answered first).
             """)
         fflush(nil)  // every output stream (stdout itself is a global the compiler cannot check)
     }

@@ -144,6 +144,17 @@ enum Settings {
     static let statusPort = IntegerSetting("status-port", "PLEXOR_STATUS_PORT", range: 0...65535, valueName: "port",
         help: "A second port with the same routes that only this process listens on, to scrape or check each of several processes sharing --port.",
         defaultDescription: "none", get: { $0.statusPort ?? 0 }, set: { $0.statusPort = $1 })
+    static let realplexorWaitPort = IntegerSetting("realplexor-wait-port", "PLEXOR_REALPLEXOR_WAIT_PORT", range: 0...65535,
+        valueName: "port", help: "Speak Realplexor's WAIT protocol to browsers on this port (on --host), as Realplexor's port 8088 did.",
+        defaultDescription: "off", get: { $0.realplexor.waitPort ?? 0 }, set: { $0.realplexor.waitPort = $1 })
+    static let realplexorInPort = IntegerSetting("realplexor-in-port", "PLEXOR_REALPLEXOR_IN_PORT", range: 0...65535,
+        valueName: "port", help: "Speak Realplexor's IN protocol to application servers (its PHP API) on this port, as Realplexor's port 10010 did.",
+        defaultDescription: "off", get: { $0.realplexor.inPort ?? 0 }, set: { $0.realplexor.inPort = $1 })
+    static let realplexorInHost = TextSetting("realplexor-in-host", "PLEXOR_REALPLEXOR_IN_HOST", valueName: "host",
+        help: "Address of the IN port: only application servers should reach it.", default: RealplexorSettings().inHost)
+    static let realplexorUsers = TextSetting("realplexor-users", "PLEXOR_REALPLEXOR_USERS", valueName: "file",
+        help: "Who may use the IN port: Realplexor's users file (login:crypt-hash lines; a lone ':' lets anonymous requests in).",
+        defaultDescription: "anyone, anonymously")
     static let migrate = SwitchSetting("migrate", "PLEXOR_MIGRATE",
         help: "Apply migrations before serving an existing database (the embedded one is always migrated).")
     static let maxConnections = IntegerSetting("max-connections", "PLEXOR_MAX_CONNECTIONS", \.maximumConnections,
@@ -203,6 +214,9 @@ enum Settings {
     static let privatePrefixes = TextSetting("private-prefix", "PLEXOR_PRIVATE_PREFIX", valueName: "a,b",
         help: "Tags starting with one of these comma-separated prefixes may be polled only with a token Plexor signed for them (chat presence tags always need one).",
         defaultDescription: "none")
+    static let trustedProxies = TextSetting("trusted-proxies", "PLEXOR_TRUSTED_PROXIES", valueName: "a,b",
+        help: "Proxies (addresses or networks, like 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For names the client, for the chat's per-address limits and bans.",
+        defaultDescription: "none")
     static let presenceGrace = IntegerSetting("presence-grace", "PLEXOR_PRESENCE_GRACE", \.presence.graceSeconds,
         range: 0...86_400, valueName: "seconds",
         help: "A tag stays online this long after its last listener on any gateway went away.")
@@ -214,7 +228,7 @@ enum Settings {
         help: "Online/offline events older than this are removed.")
     static let guestSessionsPerMinute = IntegerSetting("guest-sessions-per-minute", "PLEXOR_GUEST_SESSIONS_PER_MINUTE",
         \.guestSessionsPerMinute, range: 1...100_000, valueName: "n",
-        help: "Chat guest sessions one IP address may start a minute (bursts of a third of that); behind a proxy every guest has the proxy's address.")
+        help: "Chat guest sessions one IP address may start a minute (bursts of a third of that); behind a proxy, see --trusted-proxies.")
     static let catchUpLimit = IntegerSetting("catch-up-limit", "PLEXOR_CATCH_UP_LIMIT", \.catchUpLimitPerTag,
         range: 1...100_000, valueName: "n",
         help: "Messages one catch-up reads per tag.")

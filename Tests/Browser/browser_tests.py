@@ -121,6 +121,29 @@ class Gateway:
         raise KeyError(name)
 
 
+def serve_pages(work, files):
+    """Serves `files` (name → text) from http://127.0.0.1:PORT, another origin than the gateway's."""
+    pages = os.path.join(work, "pages")
+    os.mkdir(pages)
+    for name, text in files.items():
+        with open(os.path.join(pages, name), "w") as f:
+            f.write(text)
+    handler = lambda *args: http.server.SimpleHTTPRequestHandler(*args, directory=pages)
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def shut_down(driver, pages, gateway, work):
+    """What a test class set up, in reverse."""
+    driver.quit()
+    pages.shutdown()
+    pages.server_close()
+    gateway.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def new_driver(profile):
     """Debian's headless Chromium with a fresh profile (third-party cookies blocked, as in one), its console kept."""
     options = Options()
@@ -139,25 +162,13 @@ class BrowserTests(unittest.TestCase):
         os.chmod(cls.work, 0o755)
         cls.gateway = Gateway(os.path.join(cls.work, "db"), free_port())
         cls.gateway.start()
-        # The page's own origin: another site than the gateway's.
-        pages = os.path.join(cls.work, "pages")
-        os.mkdir(pages)
-        with open(os.path.join(pages, "page.html"), "w") as f:
-            f.write(PAGE)
-        handler = lambda *args: http.server.SimpleHTTPRequestHandler(*args, directory=pages)
-        http.server.SimpleHTTPRequestHandler.log_message = lambda *args: None
-        cls.pages = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=cls.pages.serve_forever, daemon=True).start()
+        cls.pages = serve_pages(cls.work, {"page.html": PAGE})
         cls.driver = new_driver(f"{cls.work}/profile")
         os.makedirs(ARTIFACTS, exist_ok=True)
 
     @classmethod
     def tearDownClass(cls):
-        cls.driver.quit()
-        cls.pages.shutdown()
-        cls.pages.server_close()
-        cls.gateway.stop()
-        shutil.rmtree(cls.work, ignore_errors=True)
+        shut_down(cls.driver, cls.pages, cls.gateway, cls.work)
 
     def open_page(self, tags):
         url = (f"http://127.0.0.1:{self.pages.server_address[1]}/page.html"

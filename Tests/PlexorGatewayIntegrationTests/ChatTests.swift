@@ -4,6 +4,7 @@ import PlexorAccess
 import PlexorGateway
 import PlexorPostgres
 import PlexorTestSupport
+import PlexorTransport
 import Testing
 
 /// Chat rooms through real gateways and a real PostgreSQL: sessions,
@@ -37,12 +38,15 @@ import Testing
         var session: String?
         var key: String?
         var address: String?
+        /// Sent as `X-Forwarded-For`, as a proxy would.
+        var forwardedFor: String?
 
         func request(_ method: HTTPMethod, _ uri: String, body: String? = nil, bearer: String? = nil) async throws -> (status: Int, json: [String: Any], headers: HTTPHeaders) {
             let client = try await TestHTTPClient.connect(port: self.port, localAddress: self.address)
             defer { Task { await client.close() } }
             let token = bearer ?? self.session
-            let response = try await client.request(method, uri, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [], body: body)
+            let headers = (token.map { [("Authorization", "Bearer \($0)")] } ?? []) + (self.forwardedFor.map { [("X-Forwarded-For", $0)] } ?? [])
+            let response = try await client.request(method, uri, headers: headers, body: body)
             let json = (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
             return (Int(response.status.code), json, response.headers)
         }
@@ -61,8 +65,8 @@ import Testing
         }
     }
 
-    static func guest(_ port: Int, _ site: String, _ name: String, address: String? = nil) async throws -> Chatter {
-        var chatter = Chatter(port: port, address: address)
+    static func guest(_ port: Int, _ site: String, _ name: String, address: String? = nil, forwardedFor: String? = nil) async throws -> Chatter {
+        var chatter = Chatter(port: port, address: address, forwardedFor: forwardedFor)
         let answer = try await chatter.request(.POST, "/chat/session", body: try jsonString(["site": site, "guest": name]))
         guard answer.status == 201 else { throw TestFailure("guest session: \(answer.status) \(answer.json)") }
         chatter.session = answer.json["session"] as? String
@@ -224,6 +228,26 @@ import Testing
         #expect(statuses == [201, 201, 201, 429])
         let elsewhere = try await Self.guest(gateway.localPort, site.name, "Elsewhere", address: "127.0.0.6")
         #expect(try await elsewhere.post(site.name, "x").status == 201)
+    }
+
+    @Test func behindATrustedProxyTheForwardedAddressIsTheOneLimited() async throws {
+        let gateway = try startGateway { $0.trustedProxies = try! TrustedProxies(parsing: "127.0.0.5") }
+        defer { gateway.shutdown() }
+        let site = try Site(settings: #"{"ip_rate":6,"guest_rate":600}"#)
+        func statuses(address: String, forwardedFor: (Int) -> String) async throws -> [Int] {
+            var statuses: [Int] = []
+            for index in 0..<4 {
+                let guest = try await Self.guest(gateway.localPort, site.name, "Guest\(address)x\(index)", address: address,
+                                                 forwardedFor: forwardedFor(index))
+                statuses.append(try await guest.post(site.name, "x").status)
+            }
+            return statuses
+        }
+        // Through the proxy, two people behind it are limited apart: each gets three posts at once.
+        #expect(try await statuses(address: "127.0.0.5", forwardedFor: { "6.6.6.6, 198.51.100.\($0 % 2 + 1)" }) == [201, 201, 201, 201])
+        #expect(try await statuses(address: "127.0.0.5", forwardedFor: { _ in "198.51.100.3" }) == [201, 201, 201, 429])
+        // Anyone else's X-Forwarded-For is ignored: a new claim each time does not escape the limit.
+        #expect(try await statuses(address: "127.0.0.7", forwardedFor: { "198.51.100.\(10 + $0)" }) == [201, 201, 201, 429])
     }
 
     @Test func slowModeBansAndGuestsOffAreEnforcedAndRecorded() async throws {

@@ -60,6 +60,26 @@ import Testing
         let publicURL = try await self.plexor(["serve", "--public-url", "https://chat.example.net/chat"])
         #expect(publicURL.status != 0)
         #expect(publicURL.output.contains("--public-url (or PLEXOR_PUBLIC_URL) is scheme://host[:port] without a path"))
+        let proxies = try await self.plexor(["serve", "--trusted-proxies", "10.0.0.0/33"])
+        #expect(proxies.status != 0)
+        #expect(proxies.output.contains("--trusted-proxies (or PLEXOR_TRUSTED_PROXIES): not a prefix length from 0 to 32: 10.0.0.0/33"))
+    }
+
+    @Test func aRealplexorUsersFileIsCheckedAtStart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(uniqueTag("users"))
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let apr1 = directory.appendingPathComponent("users")
+        try "site:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n".write(to: apr1, atomically: true, encoding: .utf8)
+        let withoutPort = try await self.plexor(["serve", "--realplexor-users", apr1.path])
+        #expect(withoutPort.status != 0)
+        #expect(withoutPort.output.contains("--realplexor-users needs --realplexor-in-port"))
+        let unsupported = try await self.plexor(["serve", "--realplexor-in-port", "0", "--realplexor-users", apr1.path])
+        #expect(unsupported.status != 0)
+        #expect(unsupported.output.contains("line 1: site's hash is not one crypt(3) knows"))
+        let missing = try await self.plexor(["serve", "--realplexor-in-port", "0", "--realplexor-users", directory.appendingPathComponent("none").path])
+        #expect(missing.status != 0)
+        #expect(missing.output.contains("--realplexor-users: cannot read"))
     }
 
     @Test func sitesAreAddedShownChangedAndRemovedFromTheCommandLine() async throws {

@@ -137,6 +137,28 @@ import Testing
         }
     }
 
+    @Test func aFullGatewaysStatusPortStillAnswers() async throws {
+        let gateway = try startGateway { $0.maximumConnections = 1; $0.statusPort = 0 }
+        defer { gateway.shutdown() }
+        let first = try await TestHTTPClient.connect(port: gateway.localPort)
+        defer { Task { await first.close() } }
+        #expect(try await first.get("/healthz").status == .ok)
+        #expect(try RawResponse(try rawHTTPExchange(port: gateway.localPort, "")).status == 503)
+        let metrics = try await TestHTTPClient.get(port: gateway.localStatusPort!, "/metrics")
+        #expect(metrics.status == .ok)
+        #expect(metrics.body.contains("plexor_connections_limit 1\n"))
+        // Its allowance is bounded too: past it, the status port refuses like the main one.
+        try await waitUntil("only the first connection is open") { gateway.metrics.openConnections.load(ordering: .relaxed) == 1 }
+        var held: [TestHTTPClient] = []
+        defer { for client in held { Task { await client.close() } } }
+        for _ in 0..<Gateway.statusConnections {
+            let client = try await TestHTTPClient.connect(port: gateway.localStatusPort!)
+            #expect(try await client.get("/healthz").status == .ok)
+            held.append(client)
+        }
+        #expect(try RawResponse(try rawHTTPExchange(port: gateway.localStatusPort!, "")).status == 503)
+    }
+
     @Test func publishOverHTTPReachesParkedPolls() async throws {
         let gateway = try startGateway { $0.apiToken = "s3cret" }
         defer { gateway.shutdown() }

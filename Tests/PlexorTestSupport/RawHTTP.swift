@@ -62,6 +62,26 @@ public final class RawSocket {
         close(self.descriptor)
     }
 
+    /// A loopback port nothing uses right now, below the ephemeral range (so
+    /// no outgoing connection of a test running alongside takes it meanwhile).
+    public static func freePort() throws -> Int {
+        for _ in 0..<100 {
+            let port = Int.random(in: 20_000..<32_000)
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard descriptor >= 0 else { throw POSIXError(.EIO) }
+            defer { close(descriptor) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            if bound { return port }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
     /// Sends what the socket takes without waiting; the count sent, or -1 once the peer is gone.
     @discardableResult
     public func sendNow(_ bytes: [UInt8]) -> Int {

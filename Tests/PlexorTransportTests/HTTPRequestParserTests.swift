@@ -20,9 +20,11 @@ import Testing
     }
 
     func request(_ target: String, method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, keepAlive: Bool = true,
-                 authorization: String? = nil, cookie: String? = nil, body: String? = nil) -> HTTPRequestParser.Event {
+                 authorization: String? = nil, cookie: String? = nil, forwardedFor: String? = nil,
+                 body: String? = nil) -> HTTPRequestParser.Event {
         .request(HTTPRequest(method: method, target: ByteBuffer(string: target), version: version, keepAlive: keepAlive,
-                             authorization: authorization, ifNoneMatch: nil, cookie: cookie, body: body.map { ByteBuffer(string: $0) }))
+                             authorization: authorization, ifNoneMatch: nil, cookie: cookie, forwardedFor: forwardedFor,
+                             body: body.map { ByteBuffer(string: $0) }))
     }
 
     func failure(_ status: HTTPResponseStatus, _ message: String) -> HTTPRequestParser.Event {
@@ -34,6 +36,11 @@ import Testing
         let expected = [self.request("/poll?tags=a@3", authorization: "Bearer t")]
         #expect(self.events(text) == expected)
         #expect(self.events(text, pieceSize: 1) == expected)
+    }
+
+    @Test func forwardedForFieldsAreKeptAndJoinedInOrder() {
+        #expect(self.events("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\nx-forwarded-for: 5.6.7.8, 10.0.0.1\r\n\r\n")
+                == [self.request("/", forwardedFor: "1.2.3.4, 5.6.7.8, 10.0.0.1")])
     }
 
     @Test func cookieFieldsAreKeptAndJoined() {

@@ -27,6 +27,8 @@ WAIT = 60  # seconds any one awaited event may take
 CHAOS_SECONDS = int(os.environ.get("PLEXOR_CHAOS_SECONDS", "60"))
 # Each gateway's flags behind the proxy: docker/compose.yaml gives its gateways the same (docker/check.py checks).
 GATEWAY_FLAGS = ["--log-level", "warning", "--max-connections", "20000"]
+# Where nginx connects from, here; compose names its network's ranges instead.
+TRUSTED_PROXIES = "127.0.0.1"
 
 
 def free_port():
@@ -66,20 +68,22 @@ class Cluster:
         self.work = work
         self.nginx_workers = nginx_workers
         self.ports = [free_port() for _ in range(3)]
+        self.status_ports = [free_port() for _ in range(3)]
         self.proxy_port = free_port()
         self.processes = [None, None, None]
         self.keeper = None
         self.database = f"host={work}/pg port=5432 user=plexor dbname=postgres"
 
-    def spawn(self, port, arguments, log):
+    def spawn(self, port, status_port, arguments, log):
         with open(f"{self.work}/{log}.log", "a") as errors:  # the child keeps its own copy of the descriptor
-            process = subprocess.Popen([PLEXOR, "serve", "--port", str(port)] + GATEWAY_FLAGS + arguments,
+            process = subprocess.Popen([PLEXOR, "serve", "--port", str(port), "--status-port", str(status_port)] + GATEWAY_FLAGS + arguments,
                                        stdout=subprocess.DEVNULL, stderr=errors)
-        wait_until(f"{log} is ready", lambda: self.ready(port))
+        wait_until(f"{log} is ready", lambda: self.ready(status_port))
         return process
 
     def start_gateway(self, index, extra=()):
-        self.processes[index] = self.spawn(self.ports[index], ["--database-url", self.database] + list(extra), f"gateway-{index + 1}")
+        arguments = ["--database-url", self.database, "--trusted-proxies", TRUSTED_PROXIES] + list(extra)
+        self.processes[index] = self.spawn(self.ports[index], self.status_ports[index], arguments, f"gateway-{index + 1}")
 
     @staticmethod
     def ready(port):
@@ -90,7 +94,7 @@ class Cluster:
             return False
 
     def start(self):
-        self.keeper = self.spawn(free_port(), ["--data-dir", f"{self.work}/pg", "--presence", "off"], "keeper")
+        self.keeper = self.spawn(free_port(), free_port(), ["--data-dir", f"{self.work}/pg", "--presence", "off"], "keeper")
         for index in range(3):
             self.start_gateway(index)
         with open(os.path.join(ROOT, "docker", "nginx.conf")) as template:
@@ -98,6 +102,7 @@ class Cluster:
         values = {"PLEXOR_PROXY_PORT": str(self.proxy_port), "PLEXOR_RUN_DIR": f"{self.work}/nginx",
                   "PLEXOR_NGINX_WORKERS": str(self.nginx_workers)}
         values.update({f"PLEXOR_GATEWAY_{n + 1}": f"127.0.0.1:{port}" for n, port in enumerate(self.ports)})
+        values.update({f"PLEXOR_STATUS_{n + 1}": f"127.0.0.1:{port}" for n, port in enumerate(self.status_ports)})
         config = re.sub(r"\$\{(PLEXOR_[A-Z0-9_]+)\}", lambda match: values[match.group(1)], config)
         os.makedirs(f"{self.work}/nginx", exist_ok=True)
         with open(f"{self.work}/nginx/nginx.conf", "w") as file:
@@ -210,7 +215,7 @@ class ProxyTests(unittest.TestCase):
         shutil.rmtree(self.work, ignore_errors=True)
 
     def parked(self):
-        return [metric(port, "plexor_polls_parked") for port in self.cluster.ports]
+        return [metric(port, "plexor_polls_parked") for port in self.cluster.status_ports]
 
     def test_tag_affinity_gives_each_gateway_a_share_of_the_tags(self):
         tags = [f"aff-{n}" for n in range(3000)]
@@ -221,7 +226,7 @@ class ProxyTests(unittest.TestCase):
             tasks = [asyncio.create_task(client.run(stop)) for client in clients]
             await asyncio.get_running_loop().run_in_executor(None, lambda: wait_until(
                 "every client's poll is parked", lambda: sum(self.parked()) == 1000))
-            listened = [metric(port, "plexor_listener_tags") for port in self.cluster.ports]
+            listened = [metric(port, "plexor_listener_tags") for port in self.cluster.status_ports]
             stop.set()
             await asyncio.gather(*tasks)
             return listened
@@ -243,9 +248,8 @@ class ProxyTests(unittest.TestCase):
             self.cluster.start_gateway(index, ["--max-connections", str(limit)])
 
         async def hold(port, count):
-            """Opens `count` polls on distinct tags; returns how many were refused once the refusals are in, and the connections."""
+            """Opens `count` polls on distinct tags; returns their tasks and connections, and how many have been refused so far."""
             refused = 0
-            answered = asyncio.Event()
             connections = []
 
             async def one(n):
@@ -259,61 +263,70 @@ class ProxyTests(unittest.TestCase):
                         refused += 1
                 except (OSError, asyncio.IncompleteReadError):
                     refused += 1
-                answered.set()
 
             tasks = [asyncio.create_task(one(n)) for n in range(count)]
             return tasks, connections, lambda: refused
+
+        async def settle(loop, count, refused, parked):
+            """Waits until every poll is either refused or parked; returns the parked counts."""
+            counts = []
+
+            def settled():
+                counts[:] = parked()
+                return sum(counts) + refused() == count
+
+            await loop.run_in_executor(None, lambda: wait_until("every poll is refused or parked", settled))
+            return counts
+
+        def release(tasks, connections):
+            for writer in connections:
+                writer.close()
+            for task in tasks:
+                task.cancel()
 
         async def scenario():
             loop = asyncio.get_running_loop()
             # One gateway alone: 500 more polls than it may hold.
             tasks, connections, refused = await hold(self.cluster.ports[0], limit + 500)
-            await loop.run_in_executor(None, lambda: wait_until("the gateway refused what it cannot hold", lambda: refused() >= 500))
-            single = limit + 500 - refused()
-            for writer in connections:
-                writer.close()
-            for task in tasks:
-                task.cancel()
-            # Until the closes reach it, a full gateway refuses the metrics request too.
-            def empty():
-                counts = []
-                return self.try_parked(counts) and sum(counts) == 0
-
-            await loop.run_in_executor(None, lambda: wait_until("the gateway is empty again", empty))
-            # Three behind nginx: 1,500 more than three times that.
+            single = (await settle(loop, limit + 500, refused, lambda: self.parked()[:1]))[0]
+            release(tasks, connections)
+            await loop.run_in_executor(None, lambda: wait_until("the gateway is empty again", lambda: sum(self.parked()) == 0))
+            # Three behind nginx: 1,500 more than three times that. Full gateways still answer on their
+            # status ports, which the proxy serves at /gateways/N/metrics.
             count = 3 * limit + 1500
             tasks, connections, refused = await hold(self.cluster.proxy_port, count)
-            await loop.run_in_executor(None, lambda: wait_until("the gateways refused what they cannot hold", lambda: refused() >= 1500))
-            total = count - refused()
-            # Full gateways refuse a metrics request too: let 300 clients go, then count what each still holds.
-            for writer in connections[:300]:
-                writer.close()
-            parked = []
-            await loop.run_in_executor(None, lambda: wait_until("every gateway answers its metrics", lambda: self.try_parked(parked)))
-            for writer in connections[300:]:
-                writer.close()
-            for task in tasks:
-                task.cancel()
-            return single, total, parked
+            parked = await settle(loop, count, refused, lambda: [self.proxied_metric(n, "plexor_polls_parked") for n in (1, 2, 3)])
+            release(tasks, connections)
+            return single, parked
 
-        single, total, parked = asyncio.run(scenario())
-        print(f"\n  one gateway held {single:,} polls; three behind nginx held {total:,}, and {parked} once 300 clients left")
+        single, parked = asyncio.run(scenario())
+        print(f"\n  one gateway held {single:,} polls; three behind nginx held {sum(parked):,} ({parked})")
         self.assertGreaterEqual(single, limit - 5)
-        self.assertGreaterEqual(total, 2.9 * single, "three gateways hold about three times what one holds")
-        self.assertGreaterEqual(sum(parked), total - 300 - 10, "what the clients were not refused is parked at the gateways")
+        self.assertGreaterEqual(sum(parked), 2.9 * single, "three gateways hold about three times what one holds")
 
-    def try_parked(self, into):
-        """Each gateway's parked polls, read through the proxy's /gateways/N/metrics; False while one is still full."""
-        try:
-            counts = []
-            for n in (1, 2, 3):
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.cluster.proxy_port}/gateways/{n}/metrics", timeout=10) as response:
-                    text = response.read().decode()
-                counts.append(next(int(line.split()[1]) for line in text.splitlines() if line.startswith("plexor_polls_parked ")))
-        except OSError:
-            return False
-        into[:] = counts
-        return True
+    def test_behind_nginx_the_chats_address_limits_apply_to_each_client_not_to_the_proxy(self):
+        subprocess.run(["psql", self.cluster.database, "-qc", "SELECT plexor.chat_site_add('proxied', '{}')"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+        def guest_session(source, name, claimed=None):
+            """POST /chat/session through nginx from the loopback address `source`; returns the status."""
+            with socket.create_connection(("127.0.0.1", self.cluster.proxy_port), timeout=WAIT, source_address=(source, 0)) as connection:
+                body = json.dumps({"site": "proxied", "guest": name}).encode()
+                forwarded = f"X-Forwarded-For: {claimed}\r\n" if claimed else ""
+                connection.sendall(f"POST /chat/session HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
+                                   f"{forwarded}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                return int(connection.makefile("rb").readline().split()[1])
+
+        # Guest sessions per address: a burst of 10 (a third of 30 a minute). A client's own
+        # X-Forwarded-For, different every time, does not make it someone else.
+        first = [guest_session("127.0.0.9", f"Nine{n}", claimed=f"198.51.100.{n}") for n in range(11)]
+        self.assertEqual(first, [201] * 10 + [429])
+        self.assertEqual(guest_session("127.0.0.10", "Ten"), 201, "another client behind the same proxy has a limit of its own")
+
+    def proxied_metric(self, n, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.cluster.proxy_port}/gateways/{n}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return next(int(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
 
     def test_a_gateway_drained_under_parked_polls_costs_clients_no_error_and_no_message(self):
         tags = [f"drain-{n}" for n in range(300)]

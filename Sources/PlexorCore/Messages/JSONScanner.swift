@@ -30,6 +30,15 @@ struct JSONScanner {
         return members
     }
 
+    /// The range of the one value `bytes` holds (whitespace around it allowed).
+    static func singleValue(of bytes: [UInt8]) throws(Failure) -> Range<Int> {
+        var scanner = JSONScanner(bytes)
+        let range = try scanner.scanValue()
+        scanner.skipWhitespace()
+        guard scanner.position == bytes.count else { throw scanner.failure("the end of the document") }
+        return range
+    }
+
     /// The strings of an array of strings (`nil` when the value is not one).
     static func stringArray(_ bytes: [UInt8], range: Range<Int>) -> [String]? {
         var scanner = JSONScanner(Array(bytes[range]))

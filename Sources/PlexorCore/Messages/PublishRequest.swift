@@ -18,12 +18,7 @@ public struct PublishRequest: Equatable, Sendable {
         do {
             members = try JSONScanner.topLevelMembers(of: body)
         } catch {
-            switch error {
-            case .tooDeep:
-                throw .badRequest("the body nests deeper than \(JSONScanner.maximumDepth) levels")
-            case .syntax(let offset, let expected):
-                throw .badRequest("the body is not a JSON object: expected \(expected) at byte \(offset)")
-            }
+            throw Self.refusal(error, "the body", "a JSON object")
         }
         var tags: [Tag]?
         var data: String?
@@ -46,6 +41,25 @@ public struct PublishRequest: Equatable, Sendable {
         guard let tags else { throw .badRequest("member \"tags\" is required") }
         guard let data else { throw .badRequest("member \"data\" is required (send null for a JSON null)") }
         self.init(tags: tags, data: data, onlyFor: onlyFor)
+    }
+
+    /// Message data given alone (Realplexor's IN line sends the JSON as the body): the value, without the whitespace around it.
+    public static func data(json body: [UInt8]) throws(RequestError) -> String {
+        do {
+            let range = try JSONScanner.singleValue(of: body)
+            return String(decoding: body[range], as: UTF8.self)
+        } catch {
+            throw Self.refusal(error, "the data", "JSON")
+        }
+    }
+
+    private static func refusal(_ failure: JSONScanner.Failure, _ what: String, _ kind: String) -> RequestError {
+        switch failure {
+        case .tooDeep:
+            return .badRequest("\(what) nests deeper than \(JSONScanner.maximumDepth) levels")
+        case .syntax(let offset, let expected):
+            return .badRequest("\(what) is not \(kind): expected \(expected) at byte \(offset)")
+        }
     }
 
     private static func tagList(_ body: [UInt8], _ range: Range<Int>, name: String) throws(RequestError) -> [Tag] {

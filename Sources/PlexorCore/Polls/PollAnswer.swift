@@ -38,6 +38,17 @@ public struct PollAnswer: Equatable, Sendable {
     }
 }
 
+extension PollAnswer {
+    /// A one-tag poll answered from its tag's recent log, as an answer (for
+    /// whoever encodes answers its own way): the entries it may see, and the head.
+    public init(_ tag: Tag, logEntries entries: ArraySlice<LogEntry>, head: Int64) {
+        let messages = entries.filter { $0.isVisible(to: tag) }.map { entry in
+            Message(id: entry.id, time: entry.time, seqs: [TagSeq(tag: tag, seq: entry.seq)], onlyFor: entry.onlyFor, data: entry.data)
+        }
+        self.init(messages: messages, tags: [tag], cursors: [head])
+    }
+}
+
 /// Encodes answers as the JSON body of `GET /poll`:
 ///
 ///     {"messages":[{"id":981,"tags":{"chat":18},"time":"...","data":{...}}],

@@ -14,6 +14,8 @@ public struct HTTPRequest: Equatable {
     public var ifNoneMatch: String?
     /// `Cookie` (the sign-in pages on the gateway's own origin); several fields are joined with `; `.
     public var cookie: String?
+    /// `X-Forwarded-For`, several fields joined with `, ` (believed only from `--trusted-proxies`).
+    public var forwardedFor: String?
     public var body: ByteBuffer?
 }
 
@@ -375,6 +377,9 @@ public struct HTTPRequestParser {
             } else if equalsIgnoringCase(name, "cookie") {
                 let text = String(decoding: value, as: UTF8.self)
                 parsed.request.cookie = parsed.request.cookie.map { $0 + "; " + text } ?? text
+            } else if equalsIgnoringCase(name, "x-forwarded-for") {
+                let text = String(decoding: value, as: UTF8.self)
+                parsed.request.forwardedFor = parsed.request.forwardedFor.map { $0 + ", " + text } ?? text
             } else if equalsIgnoringCase(name, "host") {
                 hosts += 1
                 guard hosts == 1 else { return bad("a request may carry only one Host field") }

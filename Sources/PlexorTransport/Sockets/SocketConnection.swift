@@ -14,6 +14,10 @@ public protocol ConnectionHandler: AnyObject {
     func becameWritable()
     /// Called about once a second, to close connections that waited too long.
     func checkTimeouts(now second: UInt64)
+    /// The peer half-closed: it sends nothing more but may still read. True
+    /// keeps the connection open for the answer; false (the default, as
+    /// HTTP/1.1 cannot answer such a client on its terms) closes it.
+    func peerFinishedSending() -> Bool
     /// The peer went away or the connection was closed: nothing more comes.
     func connectionClosed()
 }
@@ -22,6 +26,7 @@ extension ConnectionHandler {
     public func started() {}
     public func becameWritable() {}
     public func checkTimeouts(now second: UInt64) {}
+    public func peerFinishedSending() -> Bool { false }
 }
 
 /// Where a handler writes its responses.
@@ -64,6 +69,8 @@ public final class SocketConnection: EpollRegistration, ResponseSink {
     var handler: ConnectionHandler?
     private var unsent: ByteBuffer?
     private var closeWhenSent = false
+    /// The peer half-closed and the handler answers anyway: nothing more is read.
+    private var readEnded = false
     public private(set) var isOpen = true
     public private(set) var isWritable = true
 
@@ -119,6 +126,8 @@ public final class SocketConnection: EpollRegistration, ResponseSink {
     }
 
     private func readAvailable(evenIfPaused: Bool) {
+        // Past a half-close only a hang-up or an error is reported: the peer is gone.
+        if self.readEnded { return self.close() }
         let buffer = self.loop.readBuffer
         for _ in 0..<Self.readsPerWakeup {
             guard self.isOpen, self.isWritable || evenIfPaused else { return }
@@ -127,7 +136,10 @@ public final class SocketConnection: EpollRegistration, ResponseSink {
                 self.handler?.received(ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: buffer[..<count])))
                 if count < buffer.count { return }
             } else if count == 0 {
-                return self.close()  // the peer closed (or half-closed: it cannot be answered on HTTP/1.1 terms)
+                // The peer closed, or half-closed: answered only if the handler says so.
+                guard self.handler?.peerFinishedSending() == true, self.isOpen else { return self.close() }
+                self.readEnded = true
+                return self.setEvents(self.unsent == nil ? 0 : cepoll_out)
             } else {
                 switch errno {
                 case EINTR: continue
@@ -194,7 +206,7 @@ public final class SocketConnection: EpollRegistration, ResponseSink {
     /// Waits for the socket to take more; reads too unless over the bound.
     private func watch(reading: Bool) {
         self.isWritable = reading
-        self.setEvents(reading ? cepoll_in | cepoll_out : cepoll_out)
+        self.setEvents(reading && !self.readEnded ? cepoll_in | cepoll_out : cepoll_out)
     }
 
     private func setEvents(_ events: UInt32) {
@@ -232,7 +244,7 @@ public final class SocketConnection: EpollRegistration, ResponseSink {
             return self.close()
         } else {
             self.isWritable = true
-            self.setEvents(cepoll_in)
+            self.setEvents(self.readEnded ? 0 : cepoll_in)
         }
         if !wasWritable, self.isWritable, self.isOpen { self.handler?.becameWritable() }
     }

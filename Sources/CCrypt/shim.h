@@ -1,0 +1,2 @@
+// crypt_r from libxcrypt (Debian's libcrypt): the hashes of htpasswd-style users files.
+#include <crypt.h>
