@@ -8,9 +8,9 @@ import PlexorTransport
 /// ids and cursors, sends the head at once, waits on the ids as a Plexor
 /// poll and writes the messages in Realplexor's blocks, then closes.
 ///
-/// A request for `/poll` is Plexor's own: the compatibility client polls
-/// that way (every id's cursor comes back, CORS, keep-alive), so the
-/// connection is handed to the gateway's HTTP handler.
+/// A request for `/poll` (or its CORS preflight) is Plexor's own: the
+/// compatibility client polls that way (every id's cursor comes back, CORS,
+/// keep-alive), so the connection is handed to the gateway's HTTP handler.
 final class RealplexorWaitHandler: ConnectionHandler, PollResponder {
     private enum State {
         case reading([UInt8], WaitRequestScanner, deadline: UInt64)
@@ -26,7 +26,8 @@ final class RealplexorWaitHandler: ConnectionHandler, PollResponder {
     private let makePlexorHandler: () -> GatewayHTTPHandler
     private var state: State
 
-    private static let plexorPoll = Array("GET /poll?".utf8)
+    /// Plexor's own poll (and its CORS preflight): what the compatibility client sends.
+    private static let plexorRequests = [Array("GET /poll?".utf8), Array("OPTIONS /poll".utf8)]
 
     init(connection: ResponseSink, shard: HubShard, context: GatewayContext, makePlexorHandler: @escaping () -> GatewayHTTPHandler) {
         self.connection = connection
@@ -45,8 +46,9 @@ final class RealplexorWaitHandler: ConnectionHandler, PollResponder {
             handler.received(bytes)
         case .reading(var read, var scanner, let deadline):
             read.append(contentsOf: bytes.readableBytesView)
-            if read.starts(with: Self.plexorPoll.prefix(read.count)) {
-                guard read.count >= Self.plexorPoll.count else {
+            let plexor = Self.plexorRequests.filter { read.starts(with: $0.prefix(read.count)) }
+            if !plexor.isEmpty {
+                guard plexor.contains(where: { read.count >= $0.count }) else {
                     self.state = .reading(read, scanner, deadline: deadline)
                     return
                 }

@@ -194,6 +194,42 @@ import Testing
         }
     }
 
+    @Test func statsListsTheGatewaysFigures() async throws {
+        let gateway = try Self.realplexorGateway()
+        defer { gateway.shutdown() }
+        #expect(try await Self.send(gateway, identifier: Self.id("a"), body: "1") == Self.sent)
+        let reply = try await Self.send(gateway, identifier: "", body: "stats\n")
+        let body = reply.components(separatedBy: "\r\n\r\n").last!
+        #expect(reply.hasPrefix("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n"))
+        let figures = Dictionary(uniqueKeysWithValues: body.split(separator: "\n").map { line in
+            (String(line.split(separator: " ")[0]), Int(line.split(separator: " ")[1]) ?? -1)
+        })
+        #expect(Set(figures.keys) == ["connections", "parked_polls", "published"])
+        #expect(figures["published"] == 1 && figures["connections"]! >= 1)
+    }
+
+    @Test func aLargeAnswerReachesASlowReaderWhole() async throws {
+        let gateway = try Self.realplexorGateway()
+        defer { gateway.shutdown() }
+        let a = Self.id("a")
+        let big = "\"" + String(repeating: "x", count: 150_000) + "\""
+        let publisher = try SQLPublisher()
+        for _ in 0..<3 { try publisher.insert([a], big) }
+        // A client with a 4 KiB receive buffer that reads only now and then.
+        let socket = try RawSocket(port: gateway.localRealplexorWaitPort!, bufferBytes: 4096)
+        socket.sendNow(Array("GET /?identifier=0:\(a) HTTP/1.1\r\nHost: rpl\r\n\r\n".utf8))
+        var received: [UInt8] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))  // the slow reader's pace, not synchronisation
+            let (bytes, closed) = try await socket.receive(within: 100)
+            received += bytes
+            if closed { break }
+        }
+        #expect(String(decoding: received, as: UTF8.self) == Self.head + Self.body(
+            Self.block([(a, 1)], big), Self.block([(a, 2)], big), Self.block([(a, 3)], big)))
+    }
+
     @Test func onlineAndWatchReadThePresenceOfEveryGateway() async throws {
         let database = try TestDatabase.makeFreshDatabase()
         let presence: (inout GatewayConfiguration) -> Void = {
@@ -346,5 +382,10 @@ import Testing
         #expect(poll.status == .ok)
         #expect(poll.headers.first(name: "access-control-allow-origin") == "*")
         #expect(try Answer(poll).cursors[a] == 1)
+        let preflight = try RawResponse(try rawHTTPExchange(port: port, "OPTIONS /poll?tags=\(a) HTTP/1.1\r\nHost: rpl\r\n"
+            + "Origin: http://site.example\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\n"
+            + "Connection: close\r\n\r\n"))
+        #expect(preflight.status == 204)
+        #expect(preflight.headers["access-control-allow-headers"]?.contains("Authorization") == true)
     }
 }
