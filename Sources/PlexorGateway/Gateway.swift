@@ -194,9 +194,8 @@ public final class Gateway: Sendable {
         for shard in shards {
             try shard.loop.submit { shard.start() }.wait()
         }
-        let metrics = context.metrics
         let maximumConnections = Self.connectionLimit(configuration, logger: logger)
-        metrics.connectionLimit.store(maximumConnections, ordering: .relaxed)
+        context.metrics.connectionLimit.store(maximumConnections, ordering: .relaxed)
         var sockets: [ListeningSocket] = []
         var acceptors: [Acceptor] = []
         let timeoutChecks = group.loops.map { loop in
@@ -215,61 +214,15 @@ public final class Gateway: Sendable {
                 }.wait()
             }
         }
-        // One handler per connection, made on its loop. The status port may go
-        // a little past the limit, so a full gateway can still be scraped and checked.
-        let answerHeads = shards.map { shard in
-            // One per loop, used only there: its handlers share the heads it keeps.
-            NIOLoopBoundBox.makeBoxSendingValue(OKResponseHeads(corsOrigin: configuration.corsOrigin), eventLoop: group.loops[shard.index])
-        }
-        let realplexorIn = context.realplexorIn
-        func dispatcher(limit: Int, _ make: @escaping @Sendable (SocketConnection, HubShard, OKResponseHeads) -> ConnectionHandler) -> ConnectionDispatcher {
-            ConnectionDispatcher(shards.map { shard in
-                let heads = answerHeads[shard.index]
-                return ConnectionDispatcher.Target(loop: group.loops[shard.index]) { connection in
-                    // Counted here, uncounted by the handler when the connection closes.
-                    let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
-                    if open > limit {
-                        metrics.rejectedConnections.add(1, ordering: .relaxed)
-                        return ConnectionLimitHandler(connection: connection, limit: maximumConnections, context: context)
-                    }
-                    return make(connection, shard, heads.value)
-                }
-            })
-        }
-        let http = dispatcher(limit: maximumConnections) { connection, shard, heads in
-            GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
-        }
-        var listeners: [(ListenerKind, host: String, port: Int, reusePort: Bool, ConnectionDispatcher)] = [
-            (.main, configuration.host, configuration.port, configuration.reusePort, http),
-        ]
-        if let statusPort = configuration.statusPort {
-            listeners.append((.status, configuration.host, statusPort, false, dispatcher(limit: maximumConnections + Self.statusConnections) {
-                connection, shard, heads in
-                GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
-            }))
-        }
-        if let waitPort = configuration.realplexor.waitPort {
-            listeners.append((.realplexorWait, configuration.host, waitPort, configuration.reusePort, dispatcher(limit: maximumConnections) {
-                connection, shard, heads in
-                RealplexorWaitHandler(connection: connection, shard: shard, context: context) {
-                    GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
-                }
-            }))
-        }
-        if let inPort = configuration.realplexor.inPort, let realplexorIn {
-            listeners.append((.realplexorIn, configuration.realplexor.inHost, inPort, configuration.reusePort, dispatcher(limit: maximumConnections) {
-                connection, shard, _ in
-                RealplexorInHandler(connection: connection, api: realplexorIn, loop: shard.loop, context: context)
-            }))
-        }
+        let listeners = Self.listeners(configuration, group: group, shards: shards, context: context, maximumConnections: maximumConnections)
         var ports: [ListenerKind: Int] = [:]
         do {
-            for (kind, host, port, reusePort, dispatcher) in listeners {
-                let socket = try ListeningSocket.bind(host: host, port: port, reusePort: reusePort)
+            for listener in listeners {
+                let socket = try ListeningSocket.bind(host: listener.host, port: listener.port, reusePort: listener.reusePort)
                 sockets.append(socket)
-                ports[kind] = socket.port
+                ports[listener.kind] = socket.port
                 for loop in group.loops {
-                    let acceptor = Acceptor(socket: socket, loop: loop, logger: logger, dispatcher: dispatcher)
+                    let acceptor = Acceptor(socket: socket, loop: loop, logger: logger, dispatcher: listener.dispatcher)
                     try acceptor.start().wait()
                     acceptors.append(acceptor)
                 }
@@ -284,6 +237,66 @@ public final class Gateway: Sendable {
     /// What each listening socket serves.
     enum ListenerKind: Hashable {
         case main, status, realplexorWait, realplexorIn
+    }
+
+    /// A socket to bind, and who handles its connections.
+    struct Listening {
+        var kind: ListenerKind
+        var host: String
+        var port: Int
+        var reusePort: Bool
+        var dispatcher: ConnectionDispatcher
+    }
+
+    /// The configured sockets. Each connection gets its handler on its loop,
+    /// once counted; the status port may go a little past the limit, so a
+    /// full gateway can still be scraped and checked.
+    private static func listeners(_ configuration: GatewayConfiguration, group: EpollEventLoopGroup, shards: [HubShard],
+                                  context: GatewayContext, maximumConnections: Int) -> [Listening] {
+        let metrics = context.metrics
+        let answerHeads = shards.map { shard in
+            // One per loop, used only there: its handlers share the heads it keeps.
+            NIOLoopBoundBox.makeBoxSendingValue(OKResponseHeads(corsOrigin: configuration.corsOrigin), eventLoop: group.loops[shard.index])
+        }
+        typealias MakeHandler = @Sendable (SocketConnection, HubShard, OKResponseHeads) -> ConnectionHandler
+        func dispatcher(limit: Int, _ make: @escaping MakeHandler) -> ConnectionDispatcher {
+            ConnectionDispatcher(shards.map { shard in
+                let heads = answerHeads[shard.index]
+                return ConnectionDispatcher.Target(loop: group.loops[shard.index]) { connection in
+                    // Counted here, uncounted by the handler when the connection closes.
+                    let open = metrics.openConnections.add(1, ordering: .relaxed).newValue
+                    if open > limit {
+                        metrics.rejectedConnections.add(1, ordering: .relaxed)
+                        return ConnectionLimitHandler(connection: connection, limit: maximumConnections, context: context)
+                    }
+                    return make(connection, shard, heads.value)
+                }
+            })
+        }
+        let http: MakeHandler = { connection, shard, heads in
+            GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
+        }
+        var listeners = [Listening(kind: .main, host: configuration.host, port: configuration.port, reusePort: configuration.reusePort,
+                                   dispatcher: dispatcher(limit: maximumConnections, http))]
+        if let port = configuration.statusPort {
+            listeners.append(Listening(kind: .status, host: configuration.host, port: port, reusePort: false,
+                                       dispatcher: dispatcher(limit: maximumConnections + Self.statusConnections, http)))
+        }
+        if let port = configuration.realplexor.waitPort {
+            listeners.append(Listening(kind: .realplexorWait, host: configuration.host, port: port, reusePort: configuration.reusePort,
+                                       dispatcher: dispatcher(limit: maximumConnections) { connection, shard, heads in
+                RealplexorWaitHandler(connection: connection, shard: shard, context: context) {
+                    GatewayHTTPHandler(connection: connection, shard: shard, answerHeads: heads, context: context)
+                }
+            }))
+        }
+        if let port = configuration.realplexor.inPort, let api = context.realplexorIn {
+            listeners.append(Listening(kind: .realplexorIn, host: configuration.realplexor.inHost, port: port, reusePort: configuration.reusePort,
+                                       dispatcher: dispatcher(limit: maximumConnections) { connection, shard, _ in
+                RealplexorInHandler(connection: connection, api: api, loop: shard.loop, context: context)
+            }))
+        }
+        return listeners
     }
 
     /// Descriptors kept for what is not a client connection: the database

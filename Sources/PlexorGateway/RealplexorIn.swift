@@ -108,7 +108,7 @@ final class RealplexorInHandler: ConnectionHandler {
     private let api: RealplexorInAPI
     private let loop: EventLoop
     private let context: GatewayContext
-    private let reader: InRequestReader
+    private var reader: InRequestReader
     private var bytes: [UInt8] = []
     private var state: State
 

@@ -61,16 +61,19 @@ public struct InRequestReader: Sendable {
     /// Most ids (targets and limiters) and prefixes one request may name.
     public static let maximumIDs = 1000
 
-    /// The database's `--max-data-bytes`, plus room for whitespace.
+    /// The gateway's `--max-body-bytes`.
     private let maximumBodyBytes: Int
+    /// Where the search for the head's end goes on (a head sent a byte at a time is searched once).
+    private var headSearch = 0
 
     public init(maximumBodyBytes: Int) {
         self.maximumBodyBytes = maximumBodyBytes
     }
 
     /// `bytes`: everything read so far; `ended`: the client has half-closed.
-    public func read(_ bytes: [UInt8], ended: Bool) -> Outcome {
-        guard let (headLength, separator) = Self.headEnd(bytes) else {
+    public mutating func read(_ bytes: [UInt8], ended: Bool) -> Outcome {
+        guard let (headLength, separator) = Self.headEnd(bytes, from: self.headSearch) else {
+            self.headSearch = max(0, bytes.count - 3)
             if bytes.count > Self.maximumHeadBytes { return .refuse(.init(400, "the request head is longer than \(Self.maximumHeadBytes) bytes")) }
             return ended ? .refuse(.init(400, "the request ended before its head did")) : .needMore
         }
@@ -106,9 +109,9 @@ public struct InRequestReader: Sendable {
     }
 
     /// Where the head ends, and the length of the blank line after it (`\r\n\r\n` or `\n\n`).
-    static func headEnd(_ bytes: [UInt8]) -> (Int, Int)? {
+    static func headEnd(_ bytes: [UInt8], from start: Int) -> (Int, Int)? {
         let newline = UInt8(ascii: "\n"), carriageReturn = UInt8(ascii: "\r")
-        var index = 0
+        var index = start
         while index + 1 < bytes.count {
             if bytes[index] == newline, bytes[index + 1] == newline { return (index, 2) }
             if index + 3 < bytes.count, bytes[index] == carriageReturn, bytes[index + 1] == newline,

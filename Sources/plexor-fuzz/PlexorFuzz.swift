@@ -86,7 +86,8 @@ enum FuzzTarget: String, CaseIterable {
                 ids.forEach { Self.checkTag($0.tag) }
                 precondition(ids.allSatisfy { ($0.cursor ?? 0) >= 0 }, "a negative cursor")
             }
-            if case .request(let request) = InRequestReader(maximumBodyBytes: 4096).read(bytes, ended: true) {
+            var reader = InRequestReader(maximumBodyBytes: 4096)
+            if case .request(let request) = reader.read(bytes, ended: true) {
                 (request.targets + request.limiters).forEach(Self.checkTag)
                 if case .send(let data) = request.action { precondition(!data.isEmpty, "empty data") }
             }

@@ -4,10 +4,9 @@ import Testing
 
 /// REALPLEXOR.md §3: the IN line's requests as the PHP API sends them, and its replies.
 struct InRequestTests {
-    let reader = InRequestReader(maximumBodyBytes: 1000)
-
     func read(_ text: String, ended: Bool = true) -> InRequestReader.Outcome {
-        self.reader.read(Array(text.utf8), ended: ended)
+        var reader = InRequestReader(maximumBodyBytes: 1000)
+        return reader.read(Array(text.utf8), ended: ended)
     }
 
     func tags(_ names: String...) -> [PlexorCore.Tag] { names.map { PlexorCore.Tag(trusted: $0) } }
@@ -27,6 +26,19 @@ struct InRequestTests {
         #expect(self.read(text, ended: false) == .request(expected))
         #expect(self.read(String(text.dropLast()), ended: false) == .needMore)
         #expect(self.refusal(self.read(String(text.dropLast())))?.status == 400)
+    }
+
+    @Test func aRequestSentAByteAtATimeReadsAsOneSentWhole() {
+        let text = "POST / HTTP/1.1\r\nContent-Length: 2\r\nX-Realplexor: identifier=abc\r\n\r\n[]"
+        var reader = InRequestReader(maximumBodyBytes: 1000)
+        var bytes: [UInt8] = []
+        var outcomes: [InRequestReader.Outcome] = []
+        for byte in text.utf8 {
+            bytes.append(byte)
+            outcomes.append(reader.read(bytes, ended: false))
+        }
+        #expect(outcomes.dropLast().allSatisfy { $0 == .needMore })
+        #expect(outcomes.last == .request(InRequest(credentials: nil, targets: self.tags("abc"), limiters: [], action: .send(data: "[]"))))
     }
 
     @Test func withoutContentLengthTheBodyRunsToTheHalfClose() {
