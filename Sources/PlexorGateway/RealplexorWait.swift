@@ -45,6 +45,7 @@ final class RealplexorWaitHandler: ConnectionHandler, PollResponder {
         case .plexor(let handler):
             handler.received(bytes)
         case .reading(var read, var scanner, let deadline):
+            self.state = .done  // drops the state's reference: `read` grows in place, not copied per read
             read.append(contentsOf: bytes.readableBytesView)
             let plexor = Self.plexorRequests.filter { read.starts(with: $0.prefix(read.count)) }
             if !plexor.isEmpty {

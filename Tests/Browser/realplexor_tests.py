@@ -22,6 +22,10 @@ PAGE = """<!doctype html>
   const realplexor = new Dklab_Realplexor("http://localhost:{wait}/", "demo_");
   realplexor.subscribe("room", (data, id, cursor) => window.received.push([id, cursor, data]));
   realplexor.subscribe("alerts", (data, id, cursor) => window.received.push([id, cursor, data]));
+  // From the start: without a cursor an id is followed "from now", fixed only once the
+  // gateway has read where each id stands, which a message sent meanwhile may precede.
+  realplexor.setCursor("room", "0");
+  realplexor.setCursor("alerts", "0");
   realplexor.execute();
   window.later = () => {{
     realplexor.unsubscribe("alerts", null);
