@@ -31,15 +31,22 @@ GATEWAY_FLAGS = ["--log-level", "warning", "--max-connections", "20000"]
 TRUSTED_PROXIES = "127.0.0.1"
 
 
+_handed_out = set()
+
+
 def free_port():
-    """A free port below the kernel's ephemeral range, which tens of thousands of client connections fill."""
+    """A free port below the kernel's ephemeral range, which tens of thousands of client connections fill,
+    and not one this process handed out before (a cluster picks nine at once)."""
     while True:
         port = random.randint(20000, 32000)
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("0.0.0.0", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
 
 
@@ -107,8 +114,12 @@ class Cluster:
         os.makedirs(f"{self.work}/nginx", exist_ok=True)
         with open(f"{self.work}/nginx/nginx.conf", "w") as file:
             file.write(config)
-        subprocess.run(["nginx", "-c", f"{self.work}/nginx/nginx.conf", "-p", f"{self.work}/nginx", "-e", f"{self.work}/nginx/nginx-error.log"],
-                       check=True)
+        started = subprocess.run(["nginx", "-c", f"{self.work}/nginx/nginx.conf", "-p", f"{self.work}/nginx",
+                                  "-e", f"{self.work}/nginx/nginx-error.log"], capture_output=True, text=True)
+        if started.returncode != 0:
+            log = f"{self.work}/nginx/nginx-error.log"
+            details = open(log).read()[-2000:] if os.path.exists(log) else ""
+            raise RuntimeError(f"nginx did not start: {started.stderr} {details}")
 
     def stop(self):
         pid_file = f"{self.work}/nginx/nginx.pid"
