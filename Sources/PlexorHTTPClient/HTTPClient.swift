@@ -54,7 +54,12 @@ public final class HTTPClientConnection: Sendable {
         if let body { head.headers.add(name: "Content-Length", value: String(body.utf8.count)) }
         self.channel.write(HTTPClientRequestPart.head(head), promise: nil)
         if let body { self.channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
-        try await self.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        do {
+            try await self.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        } catch {
+            promise.fail(error)  // no answer will come: the promise must not be left unfulfilled
+            throw error
+        }
         return try await promise.futureResult.get()
     }
 
