@@ -26,6 +26,9 @@ final class RealplexorWaitHandler: ConnectionHandler, PollResponder {
     private let makePlexorHandler: () -> GatewayHTTPHandler
     private var state: State
 
+    /// How long past its deadline a WAIT request is ended here if its poll has not been answered.
+    private static let grace = TimeAmount.seconds(2)
+
     /// Plexor's own poll (and its CORS preflight): what the compatibility client sends.
     private static let plexorRequests = [Array("GET /poll?".utf8), Array("OPTIONS /poll".utf8)]
 
@@ -140,6 +143,11 @@ final class RealplexorWaitHandler: ConnectionHandler, PollResponder {
             handler.checkTimeouts(now: second)
         case .reading(_, _, let deadline) where second >= deadline:
             self.context.metrics.timedOutRequests.add(1, ordering: .relaxed)
+            self.finish(nil)
+        case .waiting(_, let poll, let deadline) where NIODeadline.now() > deadline + Self.grace:
+            // The poll's own timeout answers it; should its subscription still be pending
+            // (a listener slow to LISTEN), the client still gets the timeout reply.
+            if let poll { self.shard.cancelPoll(poll) }
             self.finish(nil)
         case .reading, .waiting, .done:
             return
