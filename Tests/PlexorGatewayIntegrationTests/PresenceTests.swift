@@ -79,8 +79,9 @@ import Testing
 
     @Test func aClientThatRePollsAfterEachAnswerStaysOnline() async throws {
         let database = try TestDatabase.makeFreshDatabase()
-        // Grace for a loaded machine's slowest gap between an answer and the next poll.
-        let gateway = try self.presenceGateway(database, grace: 5)
+        // Grace for a loaded machine's slowest gap between an answer and the next poll, and a
+        // heartbeat timeout its own late heartbeat cannot reach (it would take itself for dead).
+        let gateway = try self.presenceGateway(database, grace: 5) { $0.presence.heartbeatTimeoutSeconds = 20 }
         defer { gateway.shutdown() }
         let tag = uniqueTag("user")
         let publisher = try SQLPublisher(database)
