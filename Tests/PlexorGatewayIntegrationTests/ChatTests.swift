@@ -437,7 +437,7 @@ extension ChatTests {
             let output = Pipe()
             process.standardOutput = output
             try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = output.readToEnd()
             process.waitUntilExit()
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }

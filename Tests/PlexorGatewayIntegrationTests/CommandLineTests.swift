@@ -22,7 +22,7 @@ import Testing
             process.standardOutput = output
             process.standardError = output
             try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = output.readToEnd()
             process.waitUntilExit()
             return (process.terminationStatus, text)
         }

@@ -24,7 +24,7 @@ import Testing
         let printed = try await offTheTestThreads {
             try replay.run()
             defer { replay.waitUntilExit() }
-            return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            return output.readToEnd()
         }
         #expect(replay.terminationStatus == 0, "\(printed)")
         #expect(printed.contains("replayed \(inputs.count) inputs"))

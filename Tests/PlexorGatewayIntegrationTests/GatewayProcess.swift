@@ -33,15 +33,12 @@ final class GatewayProcess: @unchecked Sendable {  // used by one test at a time
         self.process.standardError = FileHandle.nullDevice
         try self.process.run()
         // The welcome names the port: "Plexor is serving on http://127.0.0.1:PORT", then three more lines.
-        var text = ""
-        let reader = self.output.fileHandleForReading
-        while text.filter({ $0 == "\n" }).count < 4 {
-            let data = reader.availableData
-            guard !data.isEmpty else {
-                self.process.terminate()
-                throw TestFailure("plexor serve exited before serving: \(text)")
-            }
-            text += String(decoding: data, as: UTF8.self)
+        let lines = { (chunks: [[UInt8]]) in chunks.joined().filter { $0 == UInt8(ascii: "\n") }.count }
+        let chunks = self.output.readChunks { lines($0) < 4 }
+        let text = String(decoding: chunks.joined(), as: UTF8.self)
+        guard lines(chunks) >= 4 else {
+            self.process.terminate()
+            throw TestFailure("plexor serve exited before serving: \(text)")
         }
         let welcome = text.components(separatedBy: "serving on http://").dropFirst().first
         guard let port = welcome.flatMap({ Int($0.split(separator: ":").dropFirst().first?.prefix { $0.isNumber } ?? "") }) else {

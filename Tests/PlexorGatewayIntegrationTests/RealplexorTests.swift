@@ -296,7 +296,7 @@ import Testing
             let output = Pipe()
             process.standardOutput = output
             try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = output.readToEnd()
             process.waitUntilExit()
             return text
         }

@@ -125,3 +125,26 @@ extension RawSocket {
         try await offTheTestThreads { self.receive(waitingUpTo: milliseconds) }
     }
 }
+
+extension Pipe {
+    /// What the pipe holds up to its end: Foundation's `readDataToEndOfFile` and
+    /// `availableData` trap on a read interrupted by a signal (EINTR, which
+    /// child processes ending cause); this retries instead.
+    public func readToEnd() -> String {
+        String(decoding: self.readChunks { _ in true }.joined(), as: UTF8.self)
+    }
+
+    /// Reads chunks until the end, or until `more` says enough; returns them.
+    public func readChunks(while more: ([[UInt8]]) -> Bool) -> [[UInt8]] {
+        let descriptor = self.fileHandleForReading.fileDescriptor
+        var chunks: [[UInt8]] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while more(chunks) {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            chunks.append(Array(buffer[0..<count]))
+        }
+        return chunks
+    }
+}
