@@ -89,9 +89,7 @@ final class RealplexorInAPI: Sendable {
     /// Realplexor's ids are `\w+`: Plexor's other tags (chat rooms, presence keys) stay out of its lists,
     /// and a login sees only its own.
     private static func isRealplexorID(_ tag: String, _ confinement: String?) -> Bool {
-        (confinement.map { tag.hasPrefix($0) } ?? true) && !tag.isEmpty && tag.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F
-        }
+        (confinement.map { tag.hasPrefix($0) } ?? true) && !tag.isEmpty && tag.utf8.allSatisfy(WaitRequestScanner.isWordByte)
     }
 }
 

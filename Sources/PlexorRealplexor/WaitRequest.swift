@@ -159,7 +159,8 @@ public struct WaitRequestScanner: Sendable {
         return nil
     }
 
-    static func isWordByte(_ byte: UInt8) -> Bool {
+    /// `\w` as Realplexor means it: ASCII letters, digits, `_`.
+    public static func isWordByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"):
             return true

@@ -155,7 +155,21 @@ def new_driver(profile):
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
 
 
-class BrowserTests(unittest.TestCase):
+class ReceivingPage:
+    """For test classes whose page pushes what it receives to `window.received`."""
+
+    def received(self):
+        return [tuple(entry) for entry in self.driver.execute_script("return window.received")]
+
+    def wait_for(self, what, condition):
+        try:
+            WebDriverWait(self.driver, WAIT, poll_frequency=0.05).until(lambda d: condition())
+        except Exception as error:
+            logs = [entry["message"] for entry in self.driver.get_log("browser")]
+            raise AssertionError(f"timed out waiting until {what}; received {self.received()}; console {logs}") from error
+
+
+class BrowserTests(ReceivingPage, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="plexor-browser-")
@@ -175,15 +189,6 @@ class BrowserTests(unittest.TestCase):
                f"?gateway=http://localhost:{self.gateway.port}&tags={','.join(tags)}")
         self.driver.get(url)
         WebDriverWait(self.driver, WAIT).until(lambda d: d.execute_script("return window.ready === true"))
-
-    def received(self):
-        return [tuple(entry) for entry in self.driver.execute_script("return window.received")]
-
-    def wait_for(self, what, condition):
-        try:
-            WebDriverWait(self.driver, WAIT, poll_frequency=0.05).until(lambda d: condition())
-        except Exception as error:
-            raise AssertionError(f"timed out waiting until {what}; received {self.received()}") from error
 
     def wait_parked(self, count):
         self.wait_for(f"{count} poll(s) are parked", lambda: self.gateway.metric("plexor_polls_parked") == count)

@@ -10,9 +10,7 @@ import socket
 import tempfile
 import unittest
 
-from selenium.webdriver.support.ui import WebDriverWait
-
-from browser_tests import WAIT, Gateway, free_port, new_driver, serve_pages, shut_down
+from browser_tests import WAIT, Gateway, ReceivingPage, free_port, new_driver, serve_pages, shut_down
 
 # A page as sites wrote them for Realplexor: only the script's host changed.
 PAGE = """<!doctype html>
@@ -47,7 +45,7 @@ def send(port, identifier, body):
     return reply.decode()
 
 
-class RealplexorBrowserTests(unittest.TestCase):
+class RealplexorBrowserTests(ReceivingPage, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="plexor-realplexor-")
@@ -62,16 +60,6 @@ class RealplexorBrowserTests(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         shut_down(cls.driver, cls.pages, cls.gateway, cls.work)
-
-    def received(self):
-        return [tuple(entry) for entry in self.driver.execute_script("return window.received")]
-
-    def wait_for(self, what, condition):
-        try:
-            WebDriverWait(self.driver, WAIT, poll_frequency=0.05).until(lambda d: condition())
-        except Exception as error:
-            logs = [entry["message"] for entry in self.driver.get_log("browser")]
-            raise AssertionError(f"timed out waiting until {what}; received {self.received()}; console {logs}") from error
 
     def test_a_realplexor_page_on_another_origin_receives_what_in_and_sql_send(self):
         self.driver.get(f"http://127.0.0.1:{self.pages.server_address[1]}/realplexor.html")
